@@ -1,0 +1,105 @@
+"""Container vulnerability inventory: agents submit Trivy scans, users query them."""
+import logging
+
+from flask import Flask, request
+from flask.json.provider import JSONProvider
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import Config
+
+from .extensions import db, limiter, migrate
+
+
+class OrjsonProvider(JSONProvider):
+    """Flask's JSON through orjson: the listing and detail are mostly serialization."""
+
+    def dumps(self, obj, **kwargs):
+        import orjson
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    def loads(self, s, **kwargs):
+        import orjson
+        return orjson.loads(s)
+
+    def response(self, *args, **kwargs):
+        import orjson
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(
+            orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), mimetype="application/json")
+
+
+def create_app(config_class=Config):
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config_class)
+    app.json = OrjsonProvider(app)
+    _configure_engine(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
+    limiter.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _sqlite_pragmas(db.engine)
+
+    if app.config["PROXY_FIX_X_FOR"]:
+        hops = app.config["PROXY_FIX_X_FOR"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    from . import agent, containers, health, openapi, tokens
+    from .cli import register_cli
+    from .errors import register_error_handlers
+
+    for module in (agent, containers, tokens, health, openapi):
+        app.register_blueprint(module.bp)
+    register_error_handlers(app)
+    register_cli(app)
+    app.after_request(_security_headers)
+    logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def _migrations_dir():
+    import os
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+def _configure_engine(app):
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if uri.startswith("postgresql"):
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT"])
+        connect_args.setdefault(
+            "options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}")
+        options["connect_args"] = connect_args
+    elif uri.startswith("sqlite"):
+        import os
+        os.makedirs(app.instance_path, exist_ok=True)
+        options.setdefault("connect_args", {}).setdefault("timeout", 30)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _sqlite_pragmas(engine):
+    """WAL, a busy timeout and BEGIN IMMEDIATE, so writers queue instead of failing."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,119 @@
+"""Storing a parsed submission atomically.
+
+One transaction per request, written so that concurrent submissions can
+neither duplicate nor corrupt rows: every write is an ``INSERT ... ON
+CONFLICT`` against a unique constraint, and rows are touched in one global
+order (host, then finding sets by hash, then host images by identity) so
+that two transactions cannot wait on each other in a cycle.
+"""
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import Finding, FindingSet, Host, HostImage, utcnow
+from .trivy import SEVERITY_NAMES
+
+_COUNT_COLUMNS = SEVERITY_NAMES
+
+
+def _upsert(model):
+    dialect = db.session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(model)
+
+
+def store_submission(organization_id, hostname, entries, agent_id=None, scanner=None):
+    """Store ``entries`` [(ImageRef, ParsedReport, scanner_version)] for one host, all or nothing.
+
+    Returns the number of finding rows written (0 for known results).
+    """
+    now = utcnow()
+    try:
+        host_id = _upsert_host(organization_id, hostname, agent_id, now)
+        # The same host image twice in one request: the last entry wins.
+        latest = {}
+        for entry in entries:
+            latest[(entry[0].name, entry[0].ref_key)] = entry
+        set_ids, written = _ensure_finding_sets(entry[1] for entry in latest.values())
+        if latest:
+            _upsert_host_images(organization_id, host_id, latest, set_ids, now, scanner)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return written
+
+
+def _upsert_host(organization_id, hostname, agent_id, now):
+    stmt = _upsert(Host).values(organization_id=organization_id, hostname=hostname,
+                                agent_id=agent_id, last_seen=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["organization_id", "hostname"],
+        set_={"agent_id": func.coalesce(stmt.excluded.agent_id, Host.agent_id),
+              "last_seen": stmt.excluded.last_seen},
+    ).returning(Host.id)
+    return db.session.execute(stmt).scalar_one()
+
+
+def _ensure_finding_sets(parsed_reports):
+    """Map content hash -> finding set id, writing only the sets not yet known."""
+    by_hash = {p.content_hash: p for p in parsed_reports}
+    if not by_hash:
+        return {}, 0
+    known = dict(db.session.execute(
+        select(FindingSet.content_hash, FindingSet.id)
+        .where(FindingSet.content_hash.in_(sorted(by_hash)))).all())
+    written = 0
+    for digest in sorted(set(by_hash) - set(known)):
+        parsed = by_hash[digest]
+        counts = parsed.counts
+        stmt = (_upsert(FindingSet)
+                .values(content_hash=digest, finding_count=len(parsed.findings), **counts)
+                .on_conflict_do_nothing(index_elements=["content_hash"])
+                .returning(FindingSet.id))
+        set_id = db.session.execute(stmt).scalar()
+        if set_id is None:
+            # Another transaction stored the same result first; it committed
+            # before our insert returned, so its id is visible now.
+            set_id = db.session.execute(
+                select(FindingSet.id).where(FindingSet.content_hash == digest)).scalar_one()
+        else:
+            _insert_findings(set_id, parsed.findings)
+            written += len(parsed.findings)
+        known[digest] = set_id
+    return known, written
+
+
+def _insert_findings(set_id, findings):
+    if not findings:
+        return
+    rows = [
+        {"finding_set_id": set_id, "position": i, "severity_rank": f.severity_rank,
+         "cve_id": f.cve_id, "package_name": f.package_name,
+         "installed_version": f.installed_version, "fixed_version": f.fixed_version,
+         "severity": f.severity, "title": f.title, "description": f.description,
+         "target": f.target, "pkg_path": f.pkg_path}
+        for i, f in enumerate(findings)
+    ]
+    db.session.execute(insert(Finding), rows)
+
+
+def _upsert_host_images(organization_id, host_id, latest, set_ids, now, scanner):
+    rows = []
+    for identity in sorted(latest):
+        ref, parsed, scanner_version = latest[identity]
+        row = {"organization_id": organization_id, "host_id": host_id,
+               "image_name": ref.name, "image_tag": ref.tag, "ref_key": ref.ref_key,
+               "image_digest": ref.digest, "image_id": ref.image_id,
+               "finding_set_id": set_ids[parsed.content_hash],
+               "scanner": scanner, "scanner_version": scanner_version, "last_scanned": now}
+        row.update(parsed.counts)
+        rows.append(row)
+    stmt = _upsert(HostImage).values(rows)
+    updated = ("image_tag", "image_digest", "image_id", "finding_set_id", "scanner",
+               "scanner_version", "last_scanned") + _COUNT_COLUMNS
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["host_id", "image_name", "ref_key"],
+        set_={name: stmt.excluded[name] for name in updated},
+    )
+    db.session.execute(stmt)

@@ -1,0 +1,306 @@
+"""Trivy reports: shapes, image references, finding identity, severity.
+
+Pure functions over already-decoded JSON (standard library only): a report
+goes in, normalized findings and counts come out. Every rejection is a
+``ReportError`` that carries the path of the offending value.
+"""
+import hashlib
+import re
+from typing import NamedTuple
+
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "unknown": 4}
+SEVERITY_NAMES = tuple(SEVERITY_RANK)
+
+# Documents that are valid JSON but not an image report, by a key only they have.
+FOREIGN_DOCUMENTS = (
+    ("ClusterName", "a 'trivy k8s' cluster report"),
+    ("bomFormat", "a CycloneDX SBOM"),
+    ("spdxVersion", "an SPDX SBOM"),
+    ("runs", "a SARIF log"),
+)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.zst|tar\.xz|tar\.bz2|zip|json|xml)$", re.I)
+
+MAX_NAME = 512
+MAX_TAG = 256
+MAX_ID = 160
+
+
+class ReportError(ValueError):
+    """A malformed value; ``path`` names it (``images[0].scan_results...``)."""
+
+    def __init__(self, path, message):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+class Finding(NamedTuple):
+    severity_rank: int
+    cve_id: str
+    package_name: str
+    installed_version: str
+    target: str
+    pkg_path: str | None
+    fixed_version: str | None
+    title: str | None
+    description: str | None
+
+    @property
+    def severity(self):
+        return SEVERITY_NAMES[self.severity_rank].upper()
+
+
+class ParsedReport(NamedTuple):
+    findings: list
+    counts: dict
+    content_hash: str
+
+
+class ImageRef(NamedTuple):
+    name: str
+    tag: str | None
+    digest: str | None
+    image_id: str | None
+
+    @property
+    def ref_key(self):
+        return self.tag if self.tag is not None else "@" + (self.digest or "")
+
+
+def unwrap(value):
+    """Undo Windows PowerShell 5.1's ``{"value": [...], "Count": n}`` lists."""
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("value"), list)
+        and set(value) <= {"value", "Count"}
+    ):
+        return value["value"]
+    return value
+
+
+def clean_text(value):
+    """Text as a database can hold it: NUL characters are dropped."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value
+
+
+def severity_rank(value):
+    if isinstance(value, str):
+        return SEVERITY_RANK.get(value.strip().lower(), 4)
+    return 4
+
+
+def _optional_str(obj, key, path):
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ReportError(f"{path}.{key}", f"must be a string, not {_type_name(value)}")
+    return clean_text(value)
+
+
+def _list(value, path, what="a list"):
+    value = unwrap(value)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ReportError(path, f"must be {what} or null, not {_type_name(value)}")
+    return value
+
+
+def _type_name(value):
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def document_results(doc, path):
+    """The list of results of a report, whatever its shape."""
+    doc = unwrap(doc)
+    if doc is None:
+        return []
+    if isinstance(doc, list):
+        return doc
+    if not isinstance(doc, dict):
+        raise ReportError(path, f"must be a Trivy JSON report (an object, a list or null), "
+                                f"not {_type_name(doc)}")
+    for key, what in FOREIGN_DOCUMENTS:
+        if key in doc:
+            raise ReportError(path, f"is {what} (it has '{key}'), not a Trivy image report; "
+                                    "send the output of 'trivy image -f json'")
+    return _list(doc.get("Results"), f"{path}.Results")
+
+
+def parse_report(doc, path="scan_results"):
+    """Validate a report and return its findings, counted as CONTRACT.md says.
+
+    One finding per (VulnerabilityID, PkgName, InstalledVersion, location),
+    location being PkgPath when present, else the result's Target; repeats
+    merge into one with the highest severity and the non-empty FixedVersion.
+    """
+    merged = {}
+    results_path = f"{path}.Results" if isinstance(unwrap(doc), dict) else path
+    for r_index, result in enumerate(document_results(doc, path)):
+        r_path = f"{results_path}[{r_index}]"
+        if not isinstance(result, dict):
+            raise ReportError(r_path, f"must be an object, not {_type_name(result)}")
+        target = _optional_str(result, "Target", r_path) or ""
+        vulns = _list(result.get("Vulnerabilities"), f"{r_path}.Vulnerabilities")
+        for v_index, vuln in enumerate(vulns):
+            v_path = f"{r_path}.Vulnerabilities[{v_index}]"
+            if not isinstance(vuln, dict):
+                raise ReportError(v_path, f"must be an object, not {_type_name(vuln)}")
+            cve = vuln.get("VulnerabilityID")
+            pkg = vuln.get("PkgName")
+            for key, value in (("VulnerabilityID", cve), ("PkgName", pkg)):
+                if not isinstance(value, str):
+                    raise ReportError(f"{v_path}.{key}", "is required and must be a string"
+                                      if value is None else
+                                      f"must be a string, not {_type_name(value)}")
+            installed = _optional_str(vuln, "InstalledVersion", v_path) or ""
+            fixed = _optional_str(vuln, "FixedVersion", v_path) or None
+            title = _optional_str(vuln, "Title", v_path) or None
+            description = _optional_str(vuln, "Description", v_path) or None
+            pkg_path = _optional_str(vuln, "PkgPath", v_path) or None
+            rank = severity_rank(_optional_str(vuln, "Severity", v_path))
+            cve, pkg = clean_text(cve), clean_text(pkg)
+            key = (cve, pkg, installed, pkg_path if pkg_path is not None else target)
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = [rank, cve, pkg, installed, target, pkg_path, fixed, title, description]
+            else:
+                seen[0] = min(seen[0], rank)
+                seen[6] = seen[6] or fixed
+                seen[7] = seen[7] or title
+                seen[8] = seen[8] or description
+    findings = sorted((Finding(*f) for f in merged.values()), key=_order)
+    counts = dict.fromkeys(SEVERITY_NAMES, 0)
+    for finding in findings:
+        counts[SEVERITY_NAMES[finding.severity_rank]] += 1
+    return ParsedReport(findings, counts, content_hash(findings))
+
+
+def _order(finding):
+    """Detail order: severity (critical first), then cve_id, package, location."""
+    return finding[:5] + (finding.pkg_path or "",)
+
+
+def content_hash(findings):
+    """SHA-256 of the normalized findings: equal results share one finding set."""
+    digest = hashlib.sha256()
+    for finding in findings:
+        digest.update("\x1f".join("\x15" if f is None else str(f) for f in finding).encode(
+            "utf-8", "surrogatepass"))
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def parse_reference(ref, path="image_name"):
+    """Split a Docker reference into (name, tag, digest).
+
+    The tag follows the last ':' after the last '/', so a registry's port is
+    never a tag; no tag and no digest means ``latest``.
+    """
+    ref = ref.strip()
+    digest = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+        digest = digest or None
+    slash, colon = ref.rfind("/"), ref.rfind(":")
+    if colon > slash:
+        name, tag = ref[:colon], ref[colon + 1:] or None
+    else:
+        name, tag = ref, None
+    if tag is None and digest is None:
+        tag = "latest"
+    _check_ref_part(name, path, "image name", MAX_NAME)
+    if tag is not None:
+        _check_ref_part(tag, path, "image tag", MAX_TAG)
+    if digest is not None:
+        _check_ref_part(digest, path, "image digest", MAX_ID)
+    return name, tag, digest
+
+
+def _check_ref_part(value, path, what, limit):
+    if not value:
+        raise ReportError(path, f"has an empty {what}")
+    if _WHITESPACE_OR_CONTROL.search(value):
+        raise ReportError(path, f"{what} {value[:80]!r} holds white space or control characters")
+    if len(value) > limit:
+        raise ReportError(path, f"{what} is longer than {limit} characters")
+
+
+def _looks_like_path(name, artifact_type):
+    if artifact_type not in (None, "", "container_image"):
+        return True
+    return ("://" in name or name.startswith(("/", ".", "~")) or "\\" in name
+            or bool(_ARCHIVE.search(name)) or bool(_WHITESPACE_OR_CONTROL.search(name)))
+
+
+def report_metadata(doc, path):
+    """(ArtifactName, ArtifactType, RepoTags, ImageID) of a schema-2 report."""
+    doc = unwrap(doc)
+    if not isinstance(doc, dict):
+        return None, None, [], None
+    name = _optional_str(doc, "ArtifactName", path)
+    artifact_type = doc.get("ArtifactType") if isinstance(doc.get("ArtifactType"), str) else None
+    meta = doc.get("Metadata")
+    if meta is None:
+        return name, artifact_type, [], None
+    if not isinstance(meta, dict):
+        raise ReportError(f"{path}.Metadata", f"must be an object, not {_type_name(meta)}")
+    tags = _list(meta.get("RepoTags"), f"{path}.Metadata.RepoTags")
+    for i, tag in enumerate(tags):
+        if not isinstance(tag, str):
+            raise ReportError(f"{path}.Metadata.RepoTags[{i}]", "must be a string")
+    return name, artifact_type, tags, _optional_str(meta, "ImageID", f"{path}.Metadata")
+
+
+def trivy_version(doc):
+    """``Trivy.Version`` of a recent report, when it is a short string."""
+    doc = unwrap(doc)
+    info = doc.get("Trivy") if isinstance(doc, dict) else None
+    version = info.get("Version") if isinstance(info, dict) else None
+    if isinstance(version, str) and 0 < len(version) <= 64 and not _CONTROL.search(version):
+        return version
+    return None
+
+
+def resolve_image(image_name, image_tag, image_id, doc, path, report_path):
+    """Name an image from the request entry and its report (CONTRACT.md)."""
+    artifact, artifact_type, repo_tags, meta_id = report_metadata(doc, report_path)
+    if image_name:
+        ref, ref_path = image_name, f"{path}.image_name"
+        if image_tag and "/" in image_tag:
+            # Agents that cut the reference at its first ':' split a
+            # registry's port off the name: join and parse it again.
+            ref, image_tag = f"{image_name}:{image_tag}", None
+    elif artifact and not _looks_like_path(artifact, artifact_type):
+        ref, ref_path = artifact, f"{report_path}.ArtifactName"
+    else:
+        ref = next((t for t in repo_tags if t.strip()), None)
+        ref_path = f"{report_path}.Metadata.RepoTags"
+        if ref is None:
+            raise ReportError(f"{path}.image_name", "is missing and the report names no image "
+                              "(no usable ArtifactName or Metadata.RepoTags)")
+    name, tag, digest = parse_reference(ref, ref_path)
+    if image_tag:
+        _check_ref_part(image_tag, f"{path}.image_tag", "image tag", MAX_TAG)
+        tag = image_tag
+    image_id = image_id or meta_id or digest
+    if image_id and meta_id and image_id != meta_id and _HEX.fullmatch(image_id):
+        full = meta_id.split(":", 1)[-1]
+        if full.lower().startswith(image_id.lower()):
+            image_id = meta_id
+    if image_id is not None:
+        if _CONTROL.search(image_id):
+            raise ReportError(f"{path}.image_id", "holds control characters")
+        if len(image_id) > MAX_ID:
+            raise ReportError(f"{path}.image_id", f"is longer than {MAX_ID} characters")
+    return ImageRef(name, tag, digest, image_id or None)
