@@ -5,6 +5,7 @@ goes in, normalized findings and counts come out. Every rejection is a
 ``ReportError`` that carries the path of the offending value.
 """
 import hashlib
+import json
 import re
 from typing import NamedTuple
 
@@ -19,8 +20,9 @@ FOREIGN_DOCUMENTS = (
     ("runs", "a SARIF log"),
 )
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+# C0, DEL and C1: every character of Unicode category Cc.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.zst|tar\.xz|tar\.bz2|zip|json|xml)$", re.I)
 
@@ -90,8 +92,9 @@ def clean_text(value):
 
 
 def severity_rank(value):
+    """Trivy's Severity string in any case; anything else (or none) is unknown."""
     if isinstance(value, str):
-        return SEVERITY_RANK.get(value.strip().lower(), 4)
+        return SEVERITY_RANK.get(value.lower(), 4)
     return 4
 
 
@@ -168,7 +171,9 @@ def parse_report(doc, path="scan_results"):
             title = _optional_str(vuln, "Title", v_path) or None
             description = _optional_str(vuln, "Description", v_path) or None
             pkg_path = _optional_str(vuln, "PkgPath", v_path) or None
-            rank = severity_rank(_optional_str(vuln, "Severity", v_path))
+            _optional_str(vuln, "Severity", v_path)
+            # Ranked as sent: " HIGH" or "HI\0GH" is not one of the five names.
+            rank = severity_rank(vuln.get("Severity"))
             cve, pkg = clean_text(cve), clean_text(pkg)
             key = (cve, pkg, installed, pkg_path if pkg_path is not None else target)
             seen = merged.get(key)
@@ -192,13 +197,15 @@ def _order(finding):
 
 
 def content_hash(findings):
-    """SHA-256 of the normalized findings: equal results share one finding set."""
-    digest = hashlib.sha256()
-    for finding in findings:
-        digest.update("\x1f".join("\x15" if f is None else str(f) for f in finding).encode(
-            "utf-8", "surrogatepass"))
-        digest.update(b"\x1e")
-    return digest.hexdigest()
+    """SHA-256 of the normalized findings: equal results share one finding set.
+
+    The findings are hashed as JSON, an unambiguous encoding: no choice of
+    field text can make two different finding lists hash alike (finding sets
+    are shared across organizations, so a collision would show one
+    organization's findings to another).
+    """
+    encoded = json.dumps([list(f) for f in findings], ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(b"findings-v2\n" + encoded.encode("ascii")).hexdigest()
 
 
 def parse_reference(ref, path="image_name"):
@@ -211,10 +218,13 @@ def parse_reference(ref, path="image_name"):
     digest = None
     if "@" in ref:
         ref, digest = ref.split("@", 1)
-        digest = digest or None
+        if not digest:
+            raise ReportError(path, "has an empty image digest after '@'")
     slash, colon = ref.rfind("/"), ref.rfind(":")
     if colon > slash:
-        name, tag = ref[:colon], ref[colon + 1:] or None
+        name, tag = ref[:colon], ref[colon + 1:]
+        if not tag:
+            raise ReportError(path, "has an empty image tag after ':'")
     else:
         name, tag = ref, None
     if tag is None and digest is None:
@@ -243,23 +253,45 @@ def _looks_like_path(name, artifact_type):
             or bool(_ARCHIVE.search(name)) or bool(_WHITESPACE_OR_CONTROL.search(name)))
 
 
-def report_metadata(doc, path):
-    """(ArtifactName, ArtifactType, RepoTags, ImageID) of a schema-2 report."""
+def _metadata(doc, path):
+    """A schema-2 report's ``Metadata`` object, or None."""
+    meta = doc.get("Metadata") if isinstance(doc, dict) else None
+    if meta is not None and not isinstance(meta, dict):
+        raise ReportError(f"{path}.Metadata", f"must be an object, not {_type_name(meta)}")
+    return meta
+
+
+def report_name(doc, path):
+    """(the reference a report names its image by, its path), or (None, None).
+
+    ``ArtifactName`` when it is an image reference; when it is a file path,
+    a URL or blank, the first non-blank of ``Metadata.RepoTags``.
+    """
     doc = unwrap(doc)
     if not isinstance(doc, dict):
-        return None, None, [], None
+        return None, None
     name = _optional_str(doc, "ArtifactName", path)
     artifact_type = doc.get("ArtifactType") if isinstance(doc.get("ArtifactType"), str) else None
-    meta = doc.get("Metadata")
-    if meta is None:
-        return name, artifact_type, [], None
-    if not isinstance(meta, dict):
-        raise ReportError(f"{path}.Metadata", f"must be an object, not {_type_name(meta)}")
+    if name and name.strip() and not _looks_like_path(name.strip(), artifact_type):
+        return name, f"{path}.ArtifactName"
+    meta = _metadata(doc, path) or {}
     tags = _list(meta.get("RepoTags"), f"{path}.Metadata.RepoTags")
     for i, tag in enumerate(tags):
         if not isinstance(tag, str):
-            raise ReportError(f"{path}.Metadata.RepoTags[{i}]", "must be a string")
-    return name, artifact_type, tags, _optional_str(meta, "ImageID", f"{path}.Metadata")
+            raise ReportError(f"{path}.Metadata.RepoTags[{i}]",
+                              f"must be a string, not {_type_name(tag)}")
+        if tag.strip():
+            return tag, f"{path}.Metadata.RepoTags[{i}]"
+    return None, None
+
+
+def report_image_id(doc, path):
+    """``Metadata.ImageID`` of a schema-2 report, or None."""
+    doc = unwrap(doc)
+    meta = _metadata(doc, path) if isinstance(doc, dict) else None
+    if meta is None:
+        return None
+    return _optional_str(meta, "ImageID", f"{path}.Metadata") or None
 
 
 def trivy_version(doc):
@@ -272,20 +304,30 @@ def trivy_version(doc):
     return None
 
 
+def _cut_at_first_colon(image_name, image_tag):
+    """True when an agent cut one reference at its first ':' into name and tag.
+
+    A real tag holds none of '/', ':' and '@' (``registry:5000/app:1`` gives
+    the "tag" ``5000/app:1``); a name that ends in ``@sha256`` lost its digest
+    to the tag (``app@sha256:<hex>``).
+    """
+    if any(c in image_tag for c in "/:@"):
+        return True
+    return "@" in image_name and ":" not in image_name.rsplit("@", 1)[1]
+
+
 def resolve_image(image_name, image_tag, image_id, doc, path, report_path):
-    """Name an image from the request entry and its report (CONTRACT.md)."""
-    artifact, artifact_type, repo_tags, meta_id = report_metadata(doc, report_path)
+    """Name an image from the request entry and its report (CONTRACT.md).
+
+    The report's own names are read only when the entry leaves them out, so
+    a report whose metadata is odd still ingests under the name it was sent.
+    """
     if image_name:
         ref, ref_path = image_name, f"{path}.image_name"
-        if image_tag and "/" in image_tag:
-            # Agents that cut the reference at its first ':' split a
-            # registry's port off the name: join and parse it again.
+        if image_tag and _cut_at_first_colon(image_name, image_tag):
             ref, image_tag = f"{image_name}:{image_tag}", None
-    elif artifact and not _looks_like_path(artifact, artifact_type):
-        ref, ref_path = artifact, f"{report_path}.ArtifactName"
     else:
-        ref = next((t for t in repo_tags if t.strip()), None)
-        ref_path = f"{report_path}.Metadata.RepoTags"
+        ref, ref_path = report_name(doc, report_path)
         if ref is None:
             raise ReportError(f"{path}.image_name", "is missing and the report names no image "
                               "(no usable ArtifactName or Metadata.RepoTags)")
@@ -293,11 +335,13 @@ def resolve_image(image_name, image_tag, image_id, doc, path, report_path):
     if image_tag:
         _check_ref_part(image_tag, f"{path}.image_tag", "image tag", MAX_TAG)
         tag = image_tag
-    image_id = image_id or meta_id or digest
-    if image_id and meta_id and image_id != meta_id and _HEX.fullmatch(image_id):
-        full = meta_id.split(":", 1)[-1]
-        if full.lower().startswith(image_id.lower()):
+    if image_id and _HEX.fullmatch(image_id):
+        # An agent's 12-character short id: the report's full id when it matches.
+        meta_id = report_image_id(doc, report_path)
+        if meta_id and meta_id.split(":", 1)[-1].lower().startswith(image_id.lower()):
             image_id = meta_id
+    elif not image_id:
+        image_id = report_image_id(doc, report_path) or digest
     if image_id is not None:
         if _CONTROL.search(image_id):
             raise ReportError(f"{path}.image_id", "holds control characters")
