@@ -110,6 +110,24 @@ def powershell_body(doc, reference, hostname, short_id, wrap_arrays=True):
     return ps_convert(_envelope(hostname, image), wrap_arrays=wrap_arrays)
 
 
+def severity_filtered(doc, severities=("HIGH", "CRITICAL")):
+    """The report `trivy image --severity HIGH,CRITICAL -f json` would have written.
+
+    Trivy drops the vulnerabilities of other severities and, as the field is
+    `omitempty`, leaves out a result's "Vulnerabilities" once none is left.
+    Works on schema-2 reports and on legacy top-level lists; `doc` is not changed.
+    """
+    doc = copy.deepcopy(doc)
+    results = doc if isinstance(doc, list) else (doc or {}).get("Results") or []
+    for result in results:
+        kept = [v for v in result.get("Vulnerabilities") or [] if v.get("Severity") in severities]
+        if kept:
+            result["Vulnerabilities"] = kept
+        else:
+            result.pop("Vulnerabilities", None)
+    return doc
+
+
 def ps_convert(value, wrap_arrays=True, depth=PS_DEPTH):
     """What `ConvertTo-Json -Depth <depth>` in Windows PowerShell 5.1 makes of value.
 
@@ -256,6 +274,10 @@ if __name__ == "__main__":
         == expected_counts(report)
         == {"critical": 0, "high": 0, "medium": 4, "low": 0, "unknown": 0, "total": 4}
     )
+    high_only = severity_filtered(report)
+    assert expected_counts(high_only)["total"] == 0 and report != high_only
+    assert all("Vulnerabilities" not in r for r in high_only["Results"])
+    assert expected_counts(report)["total"] == 4  # the original is untouched
     flat = powershell_body(report, "nginx", "h", "0" * 12, wrap_arrays=False)
     assert (
         isinstance(flat["images"], list) and flat["images"][0]["image_tag"] == "latest"
