@@ -28,13 +28,22 @@ class Config:
         os.environ.get("DATABASE_URL")
         or "sqlite:///" + os.path.join(BASE_DIR, "instance", "containerscan.db")
     )
+    # pool_pre_ping: a connection that died while PostgreSQL was away is
+    # replaced on checkout, so the same workers serve again once it is back.
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-    # Statement and connect timeouts (PostgreSQL) so a stuck database
-    # answers 503 instead of hanging a worker.
+    # Connect, statement and pool-checkout timeouts (PostgreSQL), so a stuck
+    # or unreachable database answers 503 instead of hanging a worker.
     DB_CONNECT_TIMEOUT = _int("DB_CONNECT_TIMEOUT", 5)
     DB_STATEMENT_TIMEOUT_MS = _int("DB_STATEMENT_TIMEOUT_MS", 30000)
+    DB_POOL_TIMEOUT = _int("DB_POOL_TIMEOUT", 10)
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Redis unreachable or silent: give up within this many seconds, then the
+    # limiter serves from a per-process in-memory fallback (and logs it).
+    REDIS_TIMEOUT_SECONDS = float(os.environ.get("REDIS_TIMEOUT_SECONDS") or 1)
+    RATELIMIT_STORAGE_OPTIONS = (
+        {"socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
+        if RATELIMIT_STORAGE_URI.startswith(("redis://", "rediss://")) else {})
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True
@@ -49,6 +58,8 @@ class Config:
     # Number of proxies in front of the app that set X-Forwarded-For
     # (1 behind one nginx); 0 trusts no forwarded header.
     PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)
+    # Comma-separated origins allowed to call the API from a browser
+    # ("https://ui.example.com"); empty sends no CORS headers at all.
     CORS_ORIGINS = os.environ.get("CORS_ORIGINS", "")
 
 
@@ -59,6 +70,7 @@ class TestConfig(Config):
         os.environ.get("TEST_DATABASE_URL") or "sqlite://"
     )
     RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_STORAGE_OPTIONS = {}
     RATELIMIT_ENABLED = True
     AGENT_RATE_LIMIT = "1000 per minute"
     USER_RATE_LIMIT = "1000 per minute"

@@ -55,6 +55,7 @@ def create_app(config_class=Config):
     register_error_handlers(app)
     register_cli(app)
     app.after_request(_security_headers)
+    _configure_cors(app)
     logging.basicConfig(level=logging.INFO)
     return app
 
@@ -73,6 +74,7 @@ def _configure_engine(app):
         connect_args.setdefault(
             "options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}")
         options["connect_args"] = connect_args
+        options.setdefault("pool_timeout", app.config.get("DB_POOL_TIMEOUT", 10))
     elif uri.startswith("sqlite"):
         import os
         os.makedirs(app.instance_path, exist_ok=True)
@@ -99,7 +101,36 @@ def _sqlite_pragmas(engine):
 
 
 def _security_headers(response):
+    """Every response: no MIME sniffing, no framing; API responses are never cached."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
     if request.path.startswith("/api/"):
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+_CORS_ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding, X-API-Key, X-Agent-Key"
+_CORS_EXPOSE_HEADERS = "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+
+
+def _configure_cors(app):
+    """CORS only when CORS_ORIGINS lists origins; credentials travel in headers, not cookies."""
+    origins = {o.strip().rstrip("/") for o in app.config.get("CORS_ORIGINS", "").split(",") if o.strip()}
+    if not origins:
+        return
+
+    @app.after_request
+    def cors_headers(response):
+        response.headers.add("Vary", "Origin")
+        origin = request.headers.get("Origin")
+        if not origin or ("*" not in origins and origin not in origins):
+            return response
+        response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+        response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE_HEADERS
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE"
+            response.headers["Access-Control-Allow-Headers"] = _CORS_ALLOW_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response
