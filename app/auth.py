@@ -122,7 +122,9 @@ def token_auth_error(status):
 
 @basic_auth.verify_password
 def verify_password(username, password):
-    user = db.session.scalar(select(User).where(User.username == username)) if username else None
+    # No stored name holds a NUL, and PostgreSQL refuses one in a query.
+    known = username and "\x00" not in username
+    user = db.session.scalar(select(User).where(User.username == username)) if known else None
     if user is None:
         check_password_hash(_DUMMY_HASH, password or "")
         return None

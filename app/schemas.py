@@ -1,6 +1,7 @@
 """Marshmallow schemas: the submission envelope, query strings and responses."""
 import re
 
+from flask import current_app, has_app_context
 from marshmallow import (
     EXCLUDE,
     Schema,
@@ -14,7 +15,8 @@ from marshmallow import (
 
 from .trivy import SEVERITY_NAMES, unwrap
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1: every character of Unicode category Cc.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _no_control(value):
@@ -70,6 +72,7 @@ class SubmissionSchema(Schema):
     def _unwrap_lists(self, data, **kwargs):
         if isinstance(data, dict) and "images" in data:
             data = dict(data, images=unwrap(data["images"]))
+            _check_image_count(data["images"])
         return data
 
     @validates("hostname")
@@ -84,6 +87,14 @@ class SubmissionSchema(Schema):
     def _normalize(self, data, **kwargs):
         data["hostname"] = data["hostname"].strip().lower()
         return data
+
+
+def _check_image_count(images):
+    """MAX_IMAGES_PER_REQUEST, checked before any entry is validated."""
+    limit = current_app.config.get("MAX_IMAGES_PER_REQUEST") if has_app_context() else None
+    if limit is not None and isinstance(images, list) and len(images) > limit:
+        raise ValidationError(f"Too many images in one request: {len(images)} (the limit is "
+                              f"{limit}); split the submission.", "images")
 
 
 class SubmissionResultSchema(Schema):
@@ -108,7 +119,7 @@ class ListQuerySchema(Schema):
 
     severity = fields.String(load_default=None, validate=_severities, metadata={
         "description": "One or more of critical, high, medium, low, unknown, comma-separated."})
-    search = fields.String(load_default=None, validate=validate.Length(max=256), metadata={
+    search = fields.String(load_default=None, validate=[validate.Length(max=256), _no_control], metadata={
         "description": "Case-insensitive substring of the image name or tag."})
     organization_id = fields.Integer(load_default=None, strict=False,
                                      validate=validate.Range(min=1, max=2**31 - 1))

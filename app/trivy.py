@@ -107,6 +107,14 @@ def _optional_str(obj, key, path):
     return clean_text(value)
 
 
+def _name_str(obj, key, path):
+    """A string that names something: read as sent, so a NUL in it is rejected, not dropped."""
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ReportError(f"{path}.{key}", f"must be a string, not {_type_name(value)}")
+    return value
+
+
 def _list(value, path, what="a list"):
     value = unwrap(value)
     if value is None:
@@ -270,7 +278,7 @@ def report_name(doc, path):
     doc = unwrap(doc)
     if not isinstance(doc, dict):
         return None, None
-    name = _optional_str(doc, "ArtifactName", path)
+    name = _name_str(doc, "ArtifactName", path)
     artifact_type = doc.get("ArtifactType") if isinstance(doc.get("ArtifactType"), str) else None
     if name and name.strip() and not _looks_like_path(name.strip(), artifact_type):
         return name, f"{path}.ArtifactName"
@@ -282,6 +290,8 @@ def report_name(doc, path):
                               f"must be a string, not {_type_name(tag)}")
         if tag.strip():
             return tag, f"{path}.Metadata.RepoTags[{i}]"
+    if name and _CONTROL.search(name):
+        raise ReportError(f"{path}.ArtifactName", "holds control characters")
     return None, None
 
 
@@ -291,7 +301,7 @@ def report_image_id(doc, path):
     meta = _metadata(doc, path) if isinstance(doc, dict) else None
     if meta is None:
         return None
-    return _optional_str(meta, "ImageID", f"{path}.Metadata") or None
+    return _name_str(meta, "ImageID", f"{path}.Metadata") or None
 
 
 def trivy_version(doc):

@@ -2,9 +2,9 @@
 import copy
 
 import pytest
+from conftest import load_sample
 
 from app.trivy import Finding, ReportError, content_hash, parse_reference, parse_report, resolve_image
-from tests.conftest import load_sample
 
 ZERO = {"critical": 0, "high": 0, "medium": 0, "low": 0, "unknown": 0}
 ALPINE_310 = "v2_trivy-golden_alpine-3.10_newest-fields.json"

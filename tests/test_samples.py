@@ -3,13 +3,13 @@ import os
 from glob import glob
 
 import pytest
+from conftest import TRIVY_DIR, bearer, load_sample, submit
+from hand_counts import HAND_COUNTS
+from independent_count import expected_counts
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Finding, Host, HostImage
-from tests.conftest import TRIVY_DIR, bearer, load_sample, submit
-from tests.hand_counts import HAND_COUNTS
-from tests.independent_count import expected_counts
 
 SAMPLES = sorted(os.path.basename(p) for p in glob(os.path.join(TRIVY_DIR, "*.json")))
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
