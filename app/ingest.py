@@ -5,7 +5,15 @@ neither duplicate nor corrupt rows: every write is an ``INSERT ... ON
 CONFLICT`` against a unique constraint, and rows are touched in one global
 order (host, then finding sets by hash, then host images by identity) so
 that two transactions cannot wait on each other in a cycle.
+
+On PostgreSQL a new finding set's rows go in with one ``COPY`` (CSV, built
+by the C ``csv`` writer): several times faster than an ``INSERT`` per row,
+and the buffer is one string rather than a dict per finding. Other
+databases take the generic ``executemany`` path.
 """
+import csv
+import io
+
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -84,8 +92,22 @@ def _ensure_finding_sets(parsed_reports):
     return known, written
 
 
+_FINDING_COLUMNS = ("finding_set_id", "position", "severity_rank", "cve_id", "package_name",
+                    "installed_version", "fixed_version", "severity", "title", "description",
+                    "target", "pkg_path")
+# The NOT NULL text columns: an empty CSV field there is '', never NULL. The
+# nullable ones are never '' (the parser maps blank to None), so an empty
+# field there is NULL, exactly as the generic path stores it.
+_COPY_SQL = (f"COPY findings ({', '.join(_FINDING_COLUMNS)}) FROM STDIN WITH (FORMAT csv, "
+             "FORCE_NOT_NULL (cve_id, package_name, installed_version, severity, target))")
+_SEVERITY_LABELS = tuple(name.upper() for name in SEVERITY_NAMES)
+
+
 def _insert_findings(set_id, findings):
     if not findings:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        _copy_findings(set_id, findings)
         return
     rows = [
         {"finding_set_id": set_id, "position": i, "severity_rank": f.severity_rank,
@@ -95,7 +117,24 @@ def _insert_findings(set_id, findings):
          "target": f.target, "pkg_path": f.pkg_path}
         for i, f in enumerate(findings)
     ]
-    db.session.execute(insert(Finding), rows)
+    db.session.execute(insert(Finding.__table__), rows)
+
+
+def _copy_findings(set_id, findings):
+    """COPY one finding set's rows, in this session's transaction."""
+    buf = io.StringIO()
+    # "\r\n" rows: the writer then quotes any field holding "\r" or "\n".
+    labels = _SEVERITY_LABELS
+    csv.writer(buf, lineterminator="\r\n").writerows(
+        (set_id, i, f.severity_rank, f.cve_id, f.package_name, f.installed_version,
+         f.fixed_version, labels[f.severity_rank], f.title, f.description, f.target, f.pkg_path)
+        for i, f in enumerate(findings))
+    buf.seek(0)
+    cursor = db.session.connection().connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(_COPY_SQL, buf)
+    finally:
+        cursor.close()
 
 
 def _upsert_host_images(organization_id, host_id, latest, set_ids, now, scanner):
