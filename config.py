@@ -53,6 +53,10 @@ class Config:
     AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per minute")
 
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 50 * 1024 * 1024)
+    # The same limits gunicorn applies by default (limit_request_field_size,
+    # limit_request_line), answered by the app as JSON under any server.
+    MAX_HEADER_BYTES = _int("MAX_HEADER_BYTES", 8190)
+    MAX_QUERY_STRING_BYTES = _int("MAX_QUERY_STRING_BYTES", 4096)
     MAX_IMAGES_PER_REQUEST = _int("MAX_IMAGES_PER_REQUEST", 1000)
     TOKEN_TTL_SECONDS = _int("TOKEN_TTL_SECONDS", 86400)
     # Number of proxies in front of the app that set X-Forwarded-For

@@ -1,7 +1,7 @@
 """One JSON error shape for every status: ``{"error", "message"[, "details"]}``."""
 import logging
 
-from flask import current_app, jsonify
+from flask import current_app, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -62,7 +62,22 @@ def _bracket_path(dotted):
     return out
 
 
+def _reject_oversized_request():
+    """Header lines and query strings past the limits gunicorn enforces are refused
+    here too, as JSON, whatever server runs the app."""
+    config = current_app.config
+    if len(request.query_string) > config.get("MAX_QUERY_STRING_BYTES", 4096):
+        return error_response(414, "The query string is too long.")
+    limit = config.get("MAX_HEADER_BYTES", 8190)
+    for name, value in request.headers.items():
+        if len(name) + len(value) + 2 > limit:
+            return error_response(431, f"A request header is longer than {limit} bytes.")
+    return None
+
+
 def register_error_handlers(app):
+    app.before_request(_reject_oversized_request)
+
     @app.errorhandler(APIError)
     def api_error(e):
         return error_response(e.status, e.message, e.details, e.headers)
