@@ -295,13 +295,16 @@ def report_name(doc, path):
     return None, None
 
 
-def report_image_id(doc, path):
-    """``Metadata.ImageID`` of a schema-2 report, or None."""
+def report_image_id(doc):
+    """``Metadata.ImageID`` of a schema-2 report, or None.
+
+    Only a fallback for an entry that names its image but not its id: odd
+    metadata there is ignored rather than failing a report that counts fine.
+    """
     doc = unwrap(doc)
-    meta = _metadata(doc, path) if isinstance(doc, dict) else None
-    if meta is None:
-        return None
-    return _name_str(meta, "ImageID", f"{path}.Metadata") or None
+    meta = doc.get("Metadata") if isinstance(doc, dict) else None
+    image_id = meta.get("ImageID") if isinstance(meta, dict) else None
+    return image_id if isinstance(image_id, str) and image_id else None
 
 
 def trivy_version(doc):
@@ -347,11 +350,11 @@ def resolve_image(image_name, image_tag, image_id, doc, path, report_path):
         tag = image_tag
     if image_id and _HEX.fullmatch(image_id):
         # An agent's 12-character short id: the report's full id when it matches.
-        meta_id = report_image_id(doc, report_path)
+        meta_id = report_image_id(doc)
         if meta_id and meta_id.split(":", 1)[-1].lower().startswith(image_id.lower()):
             image_id = meta_id
     elif not image_id:
-        image_id = report_image_id(doc, report_path) or digest
+        image_id = report_image_id(doc) or digest
     if image_id is not None:
         if _CONTROL.search(image_id):
             raise ReportError(f"{path}.image_id", "holds control characters")
