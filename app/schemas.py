@@ -24,19 +24,44 @@ def _no_control(value):
         raise ValidationError("Must not contain control characters.")
 
 
+# JSON Schema of what the checks below accept, for the OpenAPI document.
+_NO_CONTROL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+_HOSTNAME_PATTERN = ("^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f]"
+                     "[^\\u0000-\\u001f\\u007f-\\u009f]*$")
+_REFERENCE_PATTERN = "^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+/[a-z0-9]+([._/-][a-z0-9]+)*)?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+_VULNERABILITY = {"type": "object", "required": ["VulnerabilityID", "PkgName"], "properties": {
+    name: {"type": "string"} for name in ("VulnerabilityID", "PkgName", "InstalledVersion", "FixedVersion",
+                                          "Severity", "Title", "Description", "PkgPath")}}
+_RESULT = {"type": "object", "properties": {
+    "Target": {"type": "string"}, "Class": {"type": "string"},
+    "Vulnerabilities": {"type": "array", "items": _VULNERABILITY, "nullable": True}}}
+TRIVY_REPORT = {
+    "description": "The Trivy JSON report: schema 2 (an object with Results), a legacy list of results, "
+                   "or null for a scan that found nothing. Unknown keys are ignored.",
+    "nullable": True,
+    "anyOf": [{"type": "object", "properties": {
+        "SchemaVersion": {"type": "integer"}, "ArtifactName": {"type": "string"},
+        "Results": {"type": "array", "items": _RESULT, "nullable": True}}},
+        {"type": "array", "items": _RESULT}],
+}
+
+
 class ImageEntrySchema(Schema):
     """One image of a submission; ``trivy_output`` is the agents' ``scan_results``."""
 
     class Meta:
         unknown = EXCLUDE
 
-    image_name = fields.String(allow_none=True, load_default=None, validate=_no_control)
-    image_tag = fields.String(allow_none=True, load_default=None, validate=_no_control)
-    image_id = fields.String(allow_none=True, load_default=None, validate=_no_control)
-    scan_results = fields.Raw(allow_none=True, metadata={
-        "description": "The Trivy JSON report: schema 2, a legacy list, or null."})
-    trivy_output = fields.Raw(allow_none=True, metadata={
-        "description": "Synonym of scan_results, as the shipped agents send it."})
+    image_name = fields.String(allow_none=True, load_default=None, validate=_no_control, metadata={
+        "description": "A Docker reference (name[:tag][@digest]); when absent the report names the image.",
+        "pattern": _REFERENCE_PATTERN, "maxLength": 512})
+    image_tag = fields.String(allow_none=True, load_default=None, validate=_no_control, metadata={
+        "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"})
+    image_id = fields.String(allow_none=True, load_default=None, validate=_no_control, metadata={
+        "pattern": _NO_CONTROL_PATTERN, "maxLength": 160})
+    scan_results = fields.Raw(allow_none=True, metadata=TRIVY_REPORT)
+    trivy_output = fields.Raw(allow_none=True, metadata=dict(
+        TRIVY_REPORT, description="Synonym of scan_results, as the shipped agents send it."))
 
     @pre_load
     def _require_report(self, data, **kwargs):
@@ -59,7 +84,9 @@ class SubmissionSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    hostname = fields.String(required=True, validate=[_no_control])
+    hostname = fields.String(required=True, validate=[_no_control], metadata={
+        "description": "Trimmed and lowercased; 1 to 253 characters, no control characters.",
+        "pattern": _HOSTNAME_PATTERN, "maxLength": 253})
     images = fields.List(fields.Nested(ImageEntrySchema), required=True)
     agent_id = fields.String(allow_none=True, load_default=None,
                              validate=[validate.Length(max=255), _no_control])
@@ -97,11 +124,15 @@ def _check_image_count(images):
                               f"{limit}); split the submission.", "images")
 
 
+# Response schemas: they describe what the views answer (for the OpenAPI
+# document); every field is always present, hence required.
+
+
 class SubmissionResultSchema(Schema):
-    status = fields.String(metadata={"example": "accepted"})
-    images_processed = fields.Integer()
-    vulnerabilities_found = fields.Integer()
-    hostname = fields.String()
+    status = fields.String(required=True, metadata={"example": "accepted"})
+    images_processed = fields.Integer(required=True)
+    vulnerabilities_found = fields.Integer(required=True)
+    hostname = fields.String(required=True)
 
 
 def _severities(value):
@@ -134,53 +165,53 @@ class ListQuerySchema(Schema):
 
 
 class CountsSchema(Schema):
-    critical = fields.Integer()
-    high = fields.Integer()
-    medium = fields.Integer()
-    low = fields.Integer()
-    unknown = fields.Integer()
+    critical = fields.Integer(required=True)
+    high = fields.Integer(required=True)
+    medium = fields.Integer(required=True)
+    low = fields.Integer(required=True)
+    unknown = fields.Integer(required=True)
 
 
 class ContainerSchema(Schema):
-    id = fields.Integer()
-    image_name = fields.String()
-    image_tag = fields.String(allow_none=True)
-    image_id = fields.String(allow_none=True)
-    hostname = fields.String()
-    organization_id = fields.Integer()
-    last_scanned = fields.String(metadata={"format": "date-time"})
-    vulnerability_count = fields.Nested(CountsSchema)
+    id = fields.Integer(required=True)
+    image_name = fields.String(required=True)
+    image_tag = fields.String(required=True, allow_none=True)
+    image_id = fields.String(required=True, allow_none=True)
+    hostname = fields.String(required=True)
+    organization_id = fields.Integer(required=True)
+    last_scanned = fields.String(required=True, metadata={"format": "date-time"})
+    vulnerability_count = fields.Nested(CountsSchema, required=True)
 
 
 class ContainerPageSchema(Schema):
-    items = fields.List(fields.Nested(ContainerSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
+    items = fields.List(fields.Nested(ContainerSchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
 
 
 class VulnerabilitySchema(Schema):
-    cve_id = fields.String()
-    package_name = fields.String()
-    installed_version = fields.String()
-    fixed_version = fields.String(allow_none=True)
-    severity = fields.String(metadata={"enum": [s.upper() for s in SEVERITY_NAMES]})
-    title = fields.String(allow_none=True)
-    description = fields.String(allow_none=True)
-    target = fields.String()
-    pkg_path = fields.String(allow_none=True)
+    cve_id = fields.String(required=True)
+    package_name = fields.String(required=True)
+    installed_version = fields.String(required=True)
+    fixed_version = fields.String(required=True, allow_none=True)
+    severity = fields.String(required=True, metadata={"enum": [s.upper() for s in SEVERITY_NAMES]})
+    title = fields.String(required=True, allow_none=True)
+    description = fields.String(required=True, allow_none=True)
+    target = fields.String(required=True)
+    pkg_path = fields.String(required=True, allow_none=True)
 
 
 class ContainerDetailSchema(ContainerSchema):
-    scanner = fields.String(allow_none=True)
-    scanner_version = fields.String(allow_none=True)
-    image_digest = fields.String(allow_none=True)
-    vulnerabilities = fields.List(fields.Nested(VulnerabilitySchema))
+    scanner = fields.String(required=True, allow_none=True)
+    scanner_version = fields.String(required=True, allow_none=True)
+    image_digest = fields.String(required=True, allow_none=True)
+    vulnerabilities = fields.List(fields.Nested(VulnerabilitySchema), required=True)
 
 
 class TokenSchema(Schema):
-    token = fields.String()
-    expires_at = fields.String(metadata={"format": "date-time"})
+    token = fields.String(required=True)
+    expires_at = fields.String(required=True, metadata={"format": "date-time"})
 
 
 class ErrorSchema(Schema):

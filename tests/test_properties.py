@@ -20,7 +20,7 @@ ABSENT = object()
 # Small pools make repeated keys likely; NUL, non-ASCII and (rarely) lone surrogates included.
 _odd_text = st.text(st.characters(codec=None, categories=None), max_size=6)
 _text = st.one_of(st.sampled_from(["", "a", "b", "a\x00", "\x00", "é", "日本", "CVE-1", "x y"]), _odd_text)
-_wrong = st.one_of(st.integers(-3, 3), st.floats(allow_nan=False), st.booleans(),
+_wrong = st.one_of(st.integers(-3, 3), st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
                    st.lists(st.integers(0, 2), max_size=2), st.dictionaries(st.sampled_from(["x", "Foo"]),
                                                                             st.integers(), max_size=1))
 _severity = st.sampled_from(["CRITICAL", "high", "Medium", "lOW", "UNKNOWN", "", "bogus", " HIGH", "HI\x00GH",
