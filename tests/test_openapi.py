@@ -107,7 +107,9 @@ def test_api_keeps_to_its_document(app, seeded):
 
 
 def _fuzz(operation, mode, creds, statuses):
-    @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    # derandomize: the same cases every run, so the status coverage asserted above is stable.
+    @settings(max_examples=25, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(mode))
     def check(case):
         headers = _headers(operation, creds)
