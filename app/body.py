@@ -42,7 +42,30 @@ def read_json_body():
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        legacy = _legacy_text(data)
+        if legacy is None:
+            raise APIError(400, f"The request body is not valid JSON: {exc}") from exc
+    try:
+        return orjson.loads(legacy)
+    except orjson.JSONDecodeError as exc:
         raise APIError(400, f"The request body is not valid JSON: {exc}") from exc
+
+
+def _legacy_text(data):
+    """A body that is not UTF-8, read as ISO-8859-1; None when it is UTF-8.
+
+    Windows PowerShell 5.1 sends a string body as ISO-8859-1 unless the
+    Content-Type names a charset, so a report with an accented character in
+    a description arrives as bytes that are not UTF-8. Such a body is read as
+    that encoding; a body that is valid UTF-8 is never re-read.
+    """
+    if request.mimetype_params.get("charset"):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+    return None
 
 
 def _content_encodings():
@@ -83,7 +106,19 @@ def _inflate(data, wbits, limit):
 
 
 def _utf8(data):
-    """The body as UTF-8: a byte-order mark is dropped, UTF-16/32 re-encoded."""
+    """The body as UTF-8: a byte-order mark is dropped, UTF-16/32 re-encoded,
+    and a charset named in the Content-Type (other than UTF-8) honoured."""
+    charset = request.mimetype_params.get("charset", "").strip().lower()
+    if charset and not data.startswith(tuple(bom for bom, _ in _BOMS)):
+        try:
+            codec = codecs.lookup(charset).name
+        except LookupError:
+            raise APIError(415, f"Unsupported charset {charset!r}; send UTF-8.") from None
+        if codec != "utf-8":
+            try:
+                return data.decode(codec).encode("utf-8", "surrogatepass")
+            except UnicodeError as exc:
+                raise APIError(400, f"The request body is not valid {charset}: {exc}") from exc
     for bom, codec in _BOMS:
         if data.startswith(bom):
             if codec == "utf-8":

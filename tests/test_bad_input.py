@@ -408,3 +408,33 @@ def test_a_thousand_images_in_one_request(client, org_a):
     assert stored_rows() == (1, 1000, 1, 2)  # one finding set shared by all
     listing = client.get("/api/containers?severity=high&per_page=1", headers=bearer(org_a["token"]))
     assert listing.get_json()["total"] == 1000
+
+
+def test_latin1_body_from_windows_powershell_is_read(client, org_a):
+    """Windows PowerShell 5.1 sends a string body as ISO-8859-1 without a charset."""
+    text = ('{"hostname": "win-1", "images": [{"image_name": "app:1", "scan_results": {"Results": [{"Target": "t",'
+            ' "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "PkgName": "p", "Severity": "HIGH",'
+            ' "Title": "Caf\u00e9 na\u00efve \u00bfqu\u00e9?"}]}]}}]}')
+    r = client.post("/api/agent/container-scan", data=text.encode("latin-1"),
+                    headers={"X-API-Key": org_a["key"], "Content-Type": "application/json"})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["vulnerabilities_found"] == 1
+    image = client.get("/api/containers", headers={"Authorization": f"Bearer {org_a['token']}"}).get_json()
+    detail = client.get(f"/api/containers/{image['items'][0]['id']}",
+                        headers={"Authorization": f"Bearer {org_a['token']}"}).get_json()
+    assert detail["vulnerabilities"][0]["title"] == "Caf\u00e9 na\u00efve \u00bfqu\u00e9?"
+
+
+@pytest.mark.parametrize("charset, codec", [("iso-8859-1", "latin-1"), ("windows-1252", "cp1252"),
+                                            ("utf-16", "utf-16")])
+def test_charset_in_content_type_is_honoured(client, org_a, charset, codec):
+    text = '{"hostname": "h\u00e9", "images": []}'
+    r = client.post("/api/agent/container-scan", data=text.encode(codec),
+                    headers={"X-API-Key": org_a["key"], "Content-Type": f"application/json; charset={charset}"})
+    assert r.status_code == 200 and r.get_json()["hostname"] == "h\u00e9"
+
+
+def test_unknown_charset_is_415(client, org_a):
+    r = client.post("/api/agent/container-scan", data=b'{"hostname": "h", "images": []}',
+                    headers={"X-API-Key": org_a["key"], "Content-Type": "application/json; charset=klingon"})
+    assert r.status_code == 415 and r.get_json()["error"] == "unsupported_media_type"
