@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app, g, request
 from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import Authorization
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -102,7 +103,9 @@ def _aware(value):
 @token_auth.verify_token
 def verify_token(value):
     digest = hash_secret(value)
-    token = db.session.scalar(select(Token).where(Token.token_hash == digest))
+    # The user in the same query: every authenticated request needs it.
+    token = db.session.scalar(
+        select(Token).options(joinedload(Token.user)).where(Token.token_hash == digest))
     if (token is None or token.revoked_at is not None
             or _aware(token.expires_at) <= datetime.now(timezone.utc)
             or not hmac.compare_digest(token.token_hash, digest)):

@@ -61,7 +61,7 @@ def get_container(image_id):
     if image is None:
         raise APIError(404, f"Container image {image_id} not found.")
     detail = _item_of(image)
-    detail["vulnerabilities"] = [row._asdict() for row in queries.findings_of(image.finding_set_id)]
+    detail["vulnerabilities"] = queries.findings_of(image.finding_set_id)
     return detail
 
 
@@ -69,7 +69,7 @@ def _item_of(image):
     detail = {
         "id": image.id, "image_name": image.image_name, "image_tag": image.image_tag,
         "image_id": image.image_id, "image_digest": image.image_digest,
-        "hostname": image.host.hostname, "organization_id": image.organization_id,
+        "hostname": image.hostname, "organization_id": image.organization_id,
         "last_scanned": iso(image.last_scanned), "scanner": image.scanner,
         "scanner_version": image.scanner_version,
         "vulnerability_count": {name: getattr(image, name) for name in SEVERITIES},

@@ -18,7 +18,16 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
-from .models import Finding, FindingSet, Host, HostImage, utcnow
+from .models import (
+    Finding,
+    FindingSet,
+    Host,
+    HostImage,
+    ImageTally,
+    SeverityTally,
+    severity_mask,
+    utcnow,
+)
 from .trivy import SEVERITY_NAMES
 
 _COUNT_COLUMNS = SEVERITY_NAMES
@@ -138,21 +147,57 @@ def _copy_findings(set_id, findings):
 
 
 def _upsert_host_images(organization_id, host_id, latest, set_ids, now, scanner):
-    rows = []
+    # The host row is locked by its upsert above, so these rows cannot change
+    # under us before commit: the tallies' deltas are exact.
+    old = {(name, ref_key): (tag or "", mask) for name, ref_key, tag, mask in db.session.execute(
+        select(HostImage.image_name, HostImage.ref_key, HostImage.image_tag, HostImage.severity_mask)
+        .where(HostImage.host_id == host_id,
+               HostImage.image_name.in_(sorted({name for name, _ in latest}))))}
+    rows, deltas = [], {}
     for identity in sorted(latest):
         ref, parsed, scanner_version = latest[identity]
+        mask = severity_mask(parsed.counts)
         row = {"organization_id": organization_id, "host_id": host_id,
                "image_name": ref.name, "image_tag": ref.tag, "ref_key": ref.ref_key,
                "image_digest": ref.digest, "image_id": ref.image_id,
-               "finding_set_id": set_ids[parsed.content_hash],
+               "finding_set_id": set_ids[parsed.content_hash], "severity_mask": mask,
                "scanner": scanner, "scanner_version": scanner_version, "last_scanned": now}
         row.update(parsed.counts)
         rows.append(row)
+        new_key = (ref.name, ref.tag or "", mask)
+        previous = old.get(identity)
+        if previous is not None:
+            old_key = (ref.name,) + previous
+            if old_key == new_key:
+                continue
+            deltas[old_key] = deltas.get(old_key, 0) - 1
+        deltas[new_key] = deltas.get(new_key, 0) + 1
     stmt = _upsert(HostImage).values(rows)
-    updated = ("image_tag", "image_digest", "image_id", "finding_set_id", "scanner",
+    updated = ("image_tag", "image_digest", "image_id", "finding_set_id", "severity_mask", "scanner",
                "scanner_version", "last_scanned") + _COUNT_COLUMNS
     stmt = stmt.on_conflict_do_update(
         index_elements=["host_id", "image_name", "ref_key"],
         set_={name: stmt.excluded[name] for name in updated},
     )
     db.session.execute(stmt)
+    _add_to_tallies(organization_id, deltas)
+
+
+def _add_to_tallies(organization_id, deltas):
+    """Apply {(name, tag_key, mask): change} to the organization's tallies."""
+    by_image, by_mask = [], {}
+    for (name, tag, mask), change in sorted(deltas.items()):
+        if change:
+            by_image.append({"organization_id": organization_id, "image_name": name,
+                             "tag_key": tag, "severity_mask": mask, "host_images": change})
+            by_mask[mask] = by_mask.get(mask, 0) + change
+    by_mask = [{"organization_id": organization_id, "severity_mask": mask, "host_images": change}
+               for mask, change in sorted(by_mask.items()) if change]
+    for model, rows, keys in (
+            (ImageTally, by_image, ["organization_id", "image_name", "tag_key", "severity_mask"]),
+            (SeverityTally, by_mask, ["organization_id", "severity_mask"])):
+        if rows:
+            stmt = _upsert(model).values(rows)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys, set_={"host_images": model.host_images + stmt.excluded.host_images})
+            db.session.execute(stmt)

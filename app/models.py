@@ -24,6 +24,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .extensions import db
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
+# Bit of each severity in ``severity_mask``: set when the image has a finding of it.
+SEVERITY_BITS = {name: 1 << i for i, name in enumerate(SEVERITIES)}
+
+
+def severity_mask(counts):
+    """The ``severity_mask`` of a {severity: count} mapping."""
+    return sum(bit for name, bit in SEVERITY_BITS.items() if counts[name])
 
 
 def utcnow():
@@ -120,13 +127,15 @@ class HostImage(db.Model):
 
     ``ref_key`` is the tag, or ``@<digest>`` for a digest-only reference.
     The severity counts are copied from the finding set so the listing can
-    filter and order without touching findings.
+    filter and order without touching findings; ``severity_mask`` sums them
+    up as bits (``SEVERITY_BITS``) and ends the listing indexes, so a
+    severity filter is checked in the index, without reading rows it skips.
     """
     __tablename__ = "host_images"
     __table_args__ = (
         UniqueConstraint("host_id", "image_name", "ref_key"),
-        Index("ix_host_images_org_scanned", "organization_id", "last_scanned", "id"),
-        Index("ix_host_images_scanned", "last_scanned", "id"),
+        Index("ix_host_images_org_listing", "organization_id", "last_scanned", "id", "severity_mask"),
+        Index("ix_host_images_listing", "last_scanned", "id", "severity_mask"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
@@ -142,7 +151,40 @@ class HostImage(db.Model):
     medium: Mapped[int] = mapped_column(Integer)
     low: Mapped[int] = mapped_column(Integer)
     unknown: Mapped[int] = mapped_column(Integer)
+    severity_mask: Mapped[int] = mapped_column(SmallInteger)
     scanner: Mapped[str | None] = mapped_column(String(64))
     scanner_version: Mapped[str | None] = mapped_column(String(64))
     last_scanned: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     host: Mapped[Host] = relationship(lazy="joined", innerjoin=True)
+
+
+class ImageTally(db.Model):
+    """How many host images an organization has per (name, tag, severity mask).
+
+    Kept by the ingest in the same transaction as the host images, so the
+    total of a search is a sum over the organization's distinct images
+    instead of a count over every matching host image. ``tag_key`` is the
+    tag, or '' for a digest-only image.
+    """
+    __tablename__ = "image_tallies"
+    __table_args__ = (UniqueConstraint("organization_id", "image_name", "tag_key", "severity_mask"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    image_name: Mapped[str] = mapped_column(String(512))
+    tag_key: Mapped[str] = mapped_column(String(256))
+    severity_mask: Mapped[int] = mapped_column(SmallInteger)
+    host_images: Mapped[int] = mapped_column(Integer)
+
+
+class SeverityTally(db.Model):
+    """How many host images an organization has per severity mask (at most 32 rows).
+
+    The listing's ``total`` without a search: a sum over a few rows. Kept by
+    the ingest with ``ImageTally``.
+    """
+    __tablename__ = "severity_tallies"
+    __table_args__ = (UniqueConstraint("organization_id", "severity_mask"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    severity_mask: Mapped[int] = mapped_column(SmallInteger)
+    host_images: Mapped[int] = mapped_column(Integer)

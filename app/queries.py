@@ -2,7 +2,7 @@
 from sqlalchemy import func, or_, select
 
 from .extensions import db
-from .models import Finding, Host, HostImage
+from .models import SEVERITY_BITS, Host, HostImage, ImageTally, SeverityTally
 
 _LIST_COLUMNS = (
     HostImage.id, HostImage.image_name, HostImage.image_tag, HostImage.image_id,
@@ -30,38 +30,112 @@ def escape_like(value):
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# Offsets up to this are read forward in the same statement as the total;
+# deeper pages first read the total, then walk the index from the nearer end.
+_SHALLOW = 1000
+
+
+def _filters(model, user, organization_id, mask, pattern=None, tag=None):
+    """The listing's WHERE, for host images or their tallies (the same predicates)."""
+    filters = []
+    org = _visible_org(user, organization_id)
+    if org is not None:
+        filters.append(model.organization_id == org)
+    if mask:
+        filters.append(model.severity_mask.op("&")(mask) != 0)
+    if pattern:
+        filters.append(or_(func.lower(model.image_name).like(pattern, escape="\\"),
+                           func.lower(tag).like(pattern, escape="\\")))
+    return filters
+
+
+def _visible_org(user, organization_id):
+    """The one organization the listing is limited to, or None for all (admins)."""
+    if user.is_admin:
+        return organization_id
+    if organization_id is not None and organization_id != user.organization_id:
+        raise Forbidden()
+    return user.organization_id
+
+
 def list_images(user, severity=None, search=None, organization_id=None, page=1, per_page=25):
-    """One page of host images, newest scan first, and the true total."""
-    conditions = scope(select(HostImage.id), user, organization_id).whereclause
-    filters = [] if conditions is None else [conditions]
-    if severity:
-        filters.append(or_(*(getattr(HostImage, name) > 0 for name in severity)))
-    if search:
-        pattern = f"%{escape_like(search.lower())}%"
-        filters.append(or_(func.lower(HostImage.image_name).like(pattern, escape="\\"),
-                           func.lower(HostImage.image_tag).like(pattern, escape="\\")))
-    total = db.session.scalar(select(func.count(HostImage.id)).where(*filters))
-    rows = []
-    if total and (page - 1) * per_page < total:
-        rows = db.session.execute(
-            select(*_LIST_COLUMNS).join(Host, Host.id == HostImage.host_id).where(*filters)
-            .order_by(HostImage.last_scanned.desc(), HostImage.id.desc())
-            .offset((page - 1) * per_page).limit(per_page)).all()
-    return rows, total
+    """One page of host images, newest scan first, and the true total.
+
+    The total is a sum over tallies the ingest keeps (``severity_tallies``, or
+    ``image_tallies`` for a search), not a count over the host images. A
+    page's ids come from the listing index alone (``severity_mask`` is in
+    it). A shallow page and its total are one statement; a deep page is read
+    from whichever end of the index is nearer, so no page walks more than
+    half of it.
+    """
+    mask = sum(SEVERITY_BITS[name] for name in severity) if severity else 0
+    pattern = f"%{escape_like(search.lower())}%" if search else None
+    if pattern:
+        tally = ImageTally
+        tally_filters = _filters(ImageTally, user, organization_id, mask, pattern, ImageTally.tag_key)
+    else:
+        tally = SeverityTally
+        tally_filters = _filters(SeverityTally, user, organization_id, mask)
+    total_stmt = select(func.coalesce(func.sum(tally.host_images), 0)).where(*tally_filters)
+    filters = _filters(HostImage, user, organization_id, mask, pattern, HostImage.image_tag)
+    offset = (page - 1) * per_page
+    if offset <= _SHALLOW:
+        rows = _page(filters, offset, per_page, total_stmt.scalar_subquery().label("total"))
+        if rows:
+            return rows, rows[0].total
+        return [], db.session.scalar(total_stmt)
+    total = db.session.scalar(total_stmt)
+    if offset >= total:
+        return [], total
+    wanted = min(per_page, total - offset)
+    if total - offset < offset + wanted:
+        return _page(filters, total - offset - wanted, wanted, reverse=True), total
+    return _page(filters, offset, wanted), total
+
+
+def _page(filters, offset, limit, *extra, reverse=False):
+    """Rows ``offset`` to ``offset + limit`` (counted from the oldest if ``reverse``), newest first."""
+    newest = (HostImage.last_scanned.desc(), HostImage.id.desc())
+    ids = select(HostImage.id).where(*filters).offset(offset).limit(limit)
+    ids = ids.order_by(HostImage.last_scanned, HostImage.id) if reverse else ids.order_by(*newest)
+    ids = ids.subquery()
+    return db.session.execute(
+        select(*_LIST_COLUMNS, *extra).select_from(ids)
+        .join(HostImage, HostImage.id == ids.c.id).join(Host, Host.id == HostImage.host_id)
+        .order_by(*newest)).all()
+
+
+_DETAIL_COLUMNS = (
+    HostImage.id, HostImage.image_name, HostImage.image_tag, HostImage.image_id,
+    HostImage.image_digest, Host.hostname, HostImage.organization_id, HostImage.last_scanned,
+    HostImage.scanner, HostImage.scanner_version, HostImage.finding_set_id,
+    HostImage.critical, HostImage.high, HostImage.medium, HostImage.low, HostImage.unknown,
+)
+_FINDING_KEYS = ("cve_id", "package_name", "installed_version", "fixed_version", "severity",
+                 "title", "description", "target", "pkg_path")
 
 
 def get_image(user, image_id):
-    """The host image ``image_id`` if ``user`` may see it, else None."""
-    stmt = select(HostImage).where(HostImage.id == image_id)
-    image = db.session.scalar(scope(stmt, user))
-    return image
+    """The host image ``image_id`` (a row, with its ``hostname``) if ``user`` may see it, else None."""
+    stmt = (select(*_DETAIL_COLUMNS).join(Host, Host.id == HostImage.host_id)
+            .where(HostImage.id == image_id))
+    return db.session.execute(scope(stmt, user)).first()
 
 
 def findings_of(finding_set_id):
-    """A finding set's rows, in detail order (stored sorted by position)."""
-    return db.session.execute(
-        select(Finding.cve_id, Finding.package_name, Finding.installed_version,
-               Finding.fixed_version, Finding.severity, Finding.title, Finding.description,
-               Finding.target, Finding.pkg_path)
-        .where(Finding.finding_set_id == finding_set_id)
-        .order_by(Finding.position)).all()
+    """A finding set's rows as dicts, in detail order (stored sorted by position).
+
+    Read with the driver's cursor: for a thousand findings, building
+    SQLAlchemy rows and then dicts from them costs more than the query.
+    """
+    connection = db.session.connection()
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"SELECT {', '.join(_FINDING_KEYS)} FROM findings "
+                       f"WHERE finding_set_id = {marker} ORDER BY position", (finding_set_id,))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    keys = _FINDING_KEYS
+    return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -124,7 +124,7 @@ def images(count):
         if (repo, tag) in seen:
             continue
         seen.add((repo, tag))
-        out.append((repo, tag, "sha256:%064x" % rng.getrandbits(256)))
+        out.append((repo, tag, f"sha256:{rng.getrandbits(256):064x}"))
     return out
 
 
@@ -135,7 +135,7 @@ def vulnerabilities(pool, k, size=None, nonce=None):
     """
     rng = random.Random(100003 * (k + 1))
     n = size if size is not None else (1000 if k == 0 else rng.randint(50, 1000))
-    targets = ("%s (debian 12.5)" % k, "usr/local/lib/node_modules", "app/requirements.txt")
+    targets = (f"{k} (debian 12.5)", "usr/local/lib/node_modules", "app/requirements.txt")
     by_target = {t: [] for t in targets}
     keys = set()
     while len(keys) < n:
@@ -156,7 +156,7 @@ def vulnerabilities(pool, k, size=None, nonce=None):
             "InstalledVersion": installed,
             "FixedVersion": _version(rng) if fixed else "",
             "Status": "fixed" if fixed else "affected",
-            "Layer": {"DiffID": "sha256:%064x" % rng.getrandbits(256)},
+            "Layer": {"DiffID": f"sha256:{rng.getrandbits(256):064x}"},
             "SeveritySource": "nvd",
             "PrimaryURL": f"https://avd.aquasec.com/nvd/{cve.lower()}",
             "DataSource": {"ID": "debian", "Name": "Debian Security Tracker",

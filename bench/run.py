@@ -197,7 +197,7 @@ class Bench:
         images = []
         for j in range(3):
             image = (f"registry.example.com:5000/bench/new-{self.run_id}-{i}-{j}", "1.0.0",
-                     "sha256:%064x" % (i * 3 + j + 1))
+                     f"sha256:{i * 3 + j + 1:064x}")
             report = fleet.report(self.pool, 5000 + i * 3 + j, image, created_at=created_at,
                                   size=1000, nonce=f"{self.run_id}{i}x{j}")
             images.append({"image_name": f"{image[0]}:{image[1]}", "scan_results": report})
@@ -303,7 +303,7 @@ class Bench:
         }
         samples = {name: [] for name in variants}
         floor = []
-        for name, (path, headers) in variants.items():  # warm up every worker
+        for path, headers in variants.values():  # warm up every worker
             for _ in range(4):
                 request(server.port, "GET", path, headers=headers)
         for _ in range(n):
@@ -492,7 +492,7 @@ def table(results):
     lines = []
     for n, row in enumerate(rows):
         lines.append("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                               for i, (v, w) in enumerate(zip(row, widths))).rstrip())
+                               for i, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -75,7 +75,7 @@ def seed(url, hosts, images, sets, log=print):
 
     from app.auth import hash_secret, new_secret
     from app.extensions import db
-    from app.models import ApiKey, Organization, User
+    from app.models import ApiKey, Organization, User, severity_mask
 
     started = time.perf_counter()
     app = make_app(url)
@@ -162,12 +162,21 @@ def seed(url, hosts, images, sets, log=print):
                         scanned = now - timedelta(seconds=rng.randint(0, 7 * 86400))
                         yield (hid, host_org[h], h + 1, name, tag, tag, None, image_id, k + 1,
                                c["critical"], c["high"], c["medium"], c["low"], c["unknown"],
-                               "trivy", "0.58.1", scanned.isoformat())
+                               severity_mask(c), "trivy", "0.58.1", scanned.isoformat())
 
             n = _copy(cur, "host_images", (
                 "id", "organization_id", "host_id", "image_name", "image_tag", "ref_key",
                 "image_digest", "image_id", "finding_set_id", "critical", "high", "medium",
-                "low", "unknown", "scanner", "scanner_version", "last_scanned"), image_rows())
+                "low", "unknown", "severity_mask", "scanner", "scanner_version", "last_scanned"),
+                image_rows())
+            # The listing's tallies, as the ingest keeps them.
+            cur.execute(
+                "INSERT INTO image_tallies (organization_id, image_name, tag_key, severity_mask, "
+                "host_images) SELECT organization_id, image_name, coalesce(image_tag, ''), "
+                "severity_mask, count(*) FROM host_images GROUP BY 1, 2, 3, 4")
+            cur.execute(
+                "INSERT INTO severity_tallies (organization_id, severity_mask, host_images) "
+                "SELECT organization_id, severity_mask, count(*) FROM host_images GROUP BY 1, 2")
             for table in ("finding_sets", "findings", "hosts", "host_images"):
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                             f"(SELECT coalesce(max(id), 1) FROM {table}))")
