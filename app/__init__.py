@@ -1,6 +1,7 @@
 """Container vulnerability inventory: agents submit Trivy scans, users query them."""
 import logging
 
+import orjson
 from flask import Flask, request
 from flask.json.provider import JSONProvider
 from sqlalchemy import event
@@ -15,15 +16,12 @@ class OrjsonProvider(JSONProvider):
     """Flask's JSON through orjson: the listing and detail are mostly serialization."""
 
     def dumps(self, obj, **kwargs):
-        import orjson
         return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
     def loads(self, s, **kwargs):
-        import orjson
         return orjson.loads(s)
 
     def response(self, *args, **kwargs):
-        import orjson
         obj = self._prepare_response_obj(args, kwargs)
         return self._app.response_class(
             orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), mimetype="application/json")
@@ -37,6 +35,8 @@ def create_app(config_class=Config):
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
+    # Registered before the limiter's own hook, so it runs after it.
+    app.after_request(_retry_after_only_when_retrying)
     limiter.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
@@ -98,6 +98,13 @@ def _sqlite_pragmas(engine):
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _retry_after_only_when_retrying(response):
+    """The limiter adds Retry-After to every response; it means something on 429 and 503 only."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def _security_headers(response):

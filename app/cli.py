@@ -11,7 +11,7 @@ from werkzeug.security import generate_password_hash
 
 from .auth import hash_secret, issue_token, new_secret
 from .extensions import db
-from .models import ApiKey, Organization, User
+from .models import ApiKey, Organization, User, utcnow
 
 KNOWN_PERMISSIONS = {"agent"}
 
@@ -81,6 +81,30 @@ def register_cli(app: Flask):
                               key_hash=hash_secret(value), permissions=",".join(perms)))
         db.session.commit()
         click.echo(value)
+
+    @api_keys.command("list")
+    @click.option("--org", "org_name", default=None, help="Only this organization's keys.")
+    def list_api_keys(org_name):
+        """List keys: id, organization, name, permissions, created, revoked (never the key)."""
+        stmt = select(ApiKey, Organization.name).join(Organization).order_by(ApiKey.id)
+        if org_name is not None:
+            stmt = stmt.where(ApiKey.organization_id == _org(org_name).id)
+        for key, org in db.session.execute(stmt):
+            revoked = key.revoked_at.isoformat() if key.revoked_at else "-"
+            click.echo(f"{key.id}\t{org}\t{key.name}\t{key.permissions or '-'}\t"
+                       f"{key.created_at.isoformat()}\t{revoked}")
+
+    @api_keys.command("revoke")
+    @click.argument("key_id", type=int)
+    def revoke_api_key(key_id):
+        """Revoke a key by its id (from `api-keys list`); it stops working at once."""
+        key = db.session.get(ApiKey, key_id)
+        if key is None:
+            raise click.ClickException(f"No API key with id {key_id}.")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            db.session.commit()
+        click.echo(key.id)
 
     @tokens.command("create")
     @click.argument("username")

@@ -28,4 +28,6 @@ def revoke_token():
     """Revoke the bearer token this request carries."""
     g.token.revoked_at = utcnow()
     db.session.commit()
-    return "", 204
+    response = current_app.response_class(status=204)
+    response.headers.pop("Content-Type", None)
+    return response

@@ -47,3 +47,28 @@ def test_errors_are_clear(runner):
     assert runner.invoke(args=["tokens", "create", "ghost"]).exit_code != 0
     empty = runner.invoke(args=["users", "create", "u", "--org", "acme", "--password-stdin"], input="\n")
     assert empty.exit_code != 0
+
+
+def test_list_and_revoke_api_keys(runner, client):
+    runner.invoke(args=["orgs", "create", "acme"])
+    runner.invoke(args=["orgs", "create", "other"])
+    key = runner.invoke(args=["api-keys", "create", "--org", "acme", "--name", "fleet"]).output.strip()
+    runner.invoke(args=["api-keys", "create", "--org", "other", "--name", "theirs"])
+    listed = runner.invoke(args=["api-keys", "list", "--org", "acme"])
+    assert listed.exit_code == 0
+    rows = [line.split("\t") for line in listed.output.strip().splitlines()]
+    assert [(r[1], r[2], r[3], r[5]) for r in rows] == [("acme", "fleet", "agent", "-")]
+    assert key not in listed.output
+    assert len(runner.invoke(args=["api-keys", "list"]).output.strip().splitlines()) == 2
+    body = {"hostname": "h", "images": []}
+    assert submit(client, key, body).status_code == 200
+    revoked = runner.invoke(args=["api-keys", "revoke", rows[0][0]])
+    assert revoked.exit_code == 0 and revoked.output.strip() == rows[0][0]
+    assert submit(client, key, body).status_code == 401
+    assert runner.invoke(args=["api-keys", "list", "--org", "acme"]).output.split("\t")[5].strip() != "-"
+    assert runner.invoke(args=["api-keys", "revoke", "9999"]).exit_code != 0
+
+
+def test_delete_token_is_empty_204(client, org_a):
+    r = client.delete("/api/auth/token", headers=bearer(org_a["token"]))
+    assert r.status_code == 204 and r.data == b"" and "Content-Type" not in r.headers

@@ -64,3 +64,9 @@ def test_token_endpoint_limited_per_address(limited):
     client = limited["client"]
     statuses = [client.post("/api/auth/token").status_code for _ in range(3)]
     assert statuses == [401, 401, 429]
+
+
+def test_retry_after_only_on_refusals(limited):
+    r = submit(limited["client"], limited["key"], BODY)
+    assert r.status_code == 200 and "Retry-After" not in r.headers
+    assert "X-RateLimit-Remaining" in r.headers
