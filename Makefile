@@ -2,7 +2,10 @@ PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WORKERS ?= 2
+# One process with threads: the in-memory rate limits stay exact. More
+# processes need RATELIMIT_STORAGE_URI=redis://... (see README, Production).
+WORKERS ?= 1
+THREADS ?= 4
 BIN = $(VENV)/bin
 
 .PHONY: run test install install-dev lint bench clean
@@ -25,7 +28,8 @@ install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/flask --app wsgi db upgrade
-	exec $(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	exec $(BIN)/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) \
+		--access-logfile - --error-logfile - wsgi:app
 
 test: install-dev
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
