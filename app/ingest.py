@@ -13,6 +13,7 @@ databases take the generic ``executemany`` path.
 """
 import csv
 import io
+import itertools
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -131,19 +132,39 @@ def _insert_findings(set_id, findings):
 
 def _copy_findings(set_id, findings):
     """COPY one finding set's rows, in this session's transaction."""
-    buf = io.StringIO()
-    # "\r\n" rows: the writer then quotes any field holding "\r" or "\n".
     labels = _SEVERITY_LABELS
-    csv.writer(buf, lineterminator="\r\n").writerows(
-        (set_id, i, f.severity_rank, f.cve_id, f.package_name, f.installed_version,
-         f.fixed_version, labels[f.severity_rank], f.title, f.description, f.target, f.pkg_path)
-        for i, f in enumerate(findings))
-    buf.seek(0)
+    rows = ((set_id, i, f.severity_rank, f.cve_id, f.package_name, f.installed_version,
+             f.fixed_version, labels[f.severity_rank], f.title, f.description, f.target, f.pkg_path)
+            for i, f in enumerate(findings))
     cursor = db.session.connection().connection.dbapi_connection.cursor()
     try:
-        cursor.copy_expert(_COPY_SQL, buf)
+        cursor.copy_expert(_COPY_SQL, _CsvStream(rows), size=1 << 20)
     finally:
         cursor.close()
+
+
+class _CsvStream:
+    """A file to COPY from that writes CSV a batch of rows at a time.
+
+    A 50 MB report's rows as one ``StringIO`` would cost four bytes a
+    character once read back; this holds one batch.
+    """
+
+    def __init__(self, rows, batch=500):
+        self._rows = rows
+        self._batch = batch
+        self._buffer = io.StringIO()
+        # "\r\n" rows: the writer then quotes any field holding "\r" or "\n".
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def read(self, size=-1):
+        batch = list(itertools.islice(self._rows, self._batch))
+        if not batch:
+            return ""
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerows(batch)
+        return self._buffer.getvalue()
 
 
 def _upsert_host_images(organization_id, host_id, latest, set_ids, now, scanner):
