@@ -1,5 +1,7 @@
 """Scoped, filtered, paginated reads of host images and their findings."""
-from sqlalchemy import func, or_, select
+import functools
+
+from sqlalchemy import bindparam, func, or_, select
 
 from .extensions import db
 from .models import SEVERITY_BITS, Host, HostImage, ImageTally, SeverityTally
@@ -35,18 +37,42 @@ def escape_like(value):
 _SHALLOW = 1000
 
 
-def _filters(model, user, organization_id, mask, pattern=None, tag=None):
-    """The listing's WHERE, for host images or their tallies (the same predicates)."""
+def _filters(model, tag, by_org, masked, searched):
+    """The listing's WHERE for host images or their tallies (the same predicates), as bind parameters."""
     filters = []
-    org = _visible_org(user, organization_id)
-    if org is not None:
-        filters.append(model.organization_id == org)
-    if mask:
-        filters.append(model.severity_mask.op("&")(mask) != 0)
-    if pattern:
+    if by_org:
+        filters.append(model.organization_id == bindparam("org"))
+    if masked:
+        filters.append(model.severity_mask.op("&")(bindparam("mask")) != 0)
+    if searched:
+        pattern = bindparam("pattern")
         filters.append(or_(func.lower(model.image_name).like(pattern, escape="\\"),
                            func.lower(tag).like(pattern, escape="\\")))
     return filters
+
+
+@functools.cache
+def _statements(by_org, masked, searched):
+    """(total, shallow page with total, deep page, deep page from the oldest end) for one filter shape.
+
+    Built once per shape and executed with parameters: building and
+    hashing a statement costs more than running it.
+    """
+    tally, tag = (ImageTally, ImageTally.tag_key) if searched else (SeverityTally, None)
+    total = (select(func.coalesce(func.sum(tally.host_images), 0).label("total"))
+             .where(*_filters(tally, tag, by_org, masked, searched)))
+    filters = _filters(HostImage, HostImage.image_tag, by_org, masked, searched)
+    newest = (HostImage.last_scanned.desc(), HostImage.id.desc())
+    oldest = (HostImage.last_scanned, HostImage.id)
+
+    def page(order, *extra):
+        ids = (select(HostImage.id).where(*filters).order_by(*order)
+               .offset(bindparam("offset")).limit(bindparam("limit")).subquery())
+        return (select(*_LIST_COLUMNS, *extra).select_from(ids)
+                .join(HostImage, HostImage.id == ids.c.id).join(Host, Host.id == HostImage.host_id)
+                .order_by(*newest))
+
+    return total, page(newest, total.scalar_subquery().label("total")), page(newest), page(oldest)
 
 
 def _visible_org(user, organization_id):
@@ -68,41 +94,27 @@ def list_images(user, severity=None, search=None, organization_id=None, page=1, 
     from whichever end of the index is nearer, so no page walks more than
     half of it.
     """
-    mask = sum(SEVERITY_BITS[name] for name in severity) if severity else 0
-    pattern = f"%{escape_like(search.lower())}%" if search else None
-    if pattern:
-        tally = ImageTally
-        tally_filters = _filters(ImageTally, user, organization_id, mask, pattern, ImageTally.tag_key)
-    else:
-        tally = SeverityTally
-        tally_filters = _filters(SeverityTally, user, organization_id, mask)
-    total_stmt = select(func.coalesce(func.sum(tally.host_images), 0)).where(*tally_filters)
-    filters = _filters(HostImage, user, organization_id, mask, pattern, HostImage.image_tag)
+    org = _visible_org(user, organization_id)
+    params = {"org": org,
+              "mask": sum(SEVERITY_BITS[name] for name in severity) if severity else 0,
+              "pattern": f"%{escape_like(search.lower())}%" if search else None}
+    total_stmt, shallow, deep, deep_from_oldest = _statements(
+        org is not None, bool(params["mask"]), bool(params["pattern"]))
+    connection = db.session.connection()
     offset = (page - 1) * per_page
     if offset <= _SHALLOW:
-        rows = _page(filters, offset, per_page, total_stmt.scalar_subquery().label("total"))
+        rows = connection.execute(shallow, dict(params, offset=offset, limit=per_page)).all()
         if rows:
             return rows, rows[0].total
-        return [], db.session.scalar(total_stmt)
-    total = db.session.scalar(total_stmt)
+        return [], connection.execute(total_stmt, params).scalar_one()
+    total = connection.execute(total_stmt, params).scalar_one()
     if offset >= total:
         return [], total
     wanted = min(per_page, total - offset)
     if total - offset < offset + wanted:
-        return _page(filters, total - offset - wanted, wanted, reverse=True), total
-    return _page(filters, offset, wanted), total
-
-
-def _page(filters, offset, limit, *extra, reverse=False):
-    """Rows ``offset`` to ``offset + limit`` (counted from the oldest if ``reverse``), newest first."""
-    newest = (HostImage.last_scanned.desc(), HostImage.id.desc())
-    ids = select(HostImage.id).where(*filters).offset(offset).limit(limit)
-    ids = ids.order_by(HostImage.last_scanned, HostImage.id) if reverse else ids.order_by(*newest)
-    ids = ids.subquery()
-    return db.session.execute(
-        select(*_LIST_COLUMNS, *extra).select_from(ids)
-        .join(HostImage, HostImage.id == ids.c.id).join(Host, Host.id == HostImage.host_id)
-        .order_by(*newest)).all()
+        params.update(offset=total - offset - wanted, limit=wanted)
+        return connection.execute(deep_from_oldest, params).all(), total
+    return connection.execute(deep, dict(params, offset=offset, limit=wanted)).all(), total
 
 
 _DETAIL_COLUMNS = (
