@@ -210,7 +210,9 @@ def _add_to_tallies(organization_id, deltas):
     for (name, tag, mask), change in sorted(deltas.items()):
         if change:
             by_image.append({"organization_id": organization_id, "image_name": name,
-                             "tag_key": tag, "severity_mask": mask, "host_images": change})
+                             "tag_key": tag, "name_lower": func.lower(name),
+                             "tag_lower": func.lower(tag), "severity_mask": mask,
+                             "host_images": change})
             by_mask[mask] = by_mask.get(mask, 0) + change
     by_mask = [{"organization_id": organization_id, "severity_mask": mask, "host_images": change}
                for mask, change in sorted(by_mask.items()) if change]

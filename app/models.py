@@ -172,6 +172,10 @@ class ImageTally(db.Model):
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
     image_name: Mapped[str] = mapped_column(String(512))
     tag_key: Mapped[str] = mapped_column(String(256))
+    # lower(image_name) and lower(tag_key), as the database computed them on
+    # insert: a search compares them without calling lower() on every row.
+    name_lower: Mapped[str] = mapped_column(String(512))
+    tag_lower: Mapped[str] = mapped_column(String(256))
     severity_mask: Mapped[int] = mapped_column(SmallInteger)
     host_images: Mapped[int] = mapped_column(Integer)
 

@@ -37,17 +37,19 @@ def escape_like(value):
 _SHALLOW = 1000
 
 
-def _filters(model, tag, by_org, masked, searched):
-    """The listing's WHERE for host images or their tallies (the same predicates), as bind parameters."""
+def _filters(model, searched_columns, by_org, masked):
+    """The listing's WHERE for host images or their tallies (the same predicates), as bind parameters.
+
+    ``searched_columns`` are the lowered name and tag a search matches, or None.
+    """
     filters = []
     if by_org:
         filters.append(model.organization_id == bindparam("org"))
     if masked:
         filters.append(model.severity_mask.op("&")(bindparam("mask")) != 0)
-    if searched:
+    if searched_columns:
         pattern = bindparam("pattern")
-        filters.append(or_(func.lower(model.image_name).like(pattern, escape="\\"),
-                           func.lower(tag).like(pattern, escape="\\")))
+        filters.append(or_(*(column.like(pattern, escape="\\") for column in searched_columns)))
     return filters
 
 
@@ -58,10 +60,12 @@ def _statements(by_org, masked, searched):
     Built once per shape and executed with parameters: building and
     hashing a statement costs more than running it.
     """
-    tally, tag = (ImageTally, ImageTally.tag_key) if searched else (SeverityTally, None)
-    total = (select(func.coalesce(func.sum(tally.host_images), 0).label("total"))
-             .where(*_filters(tally, tag, by_org, masked, searched)))
-    filters = _filters(HostImage, HostImage.image_tag, by_org, masked, searched)
+    # The tallies hold lower() of the name and tag, computed by the database on insert.
+    tally = ImageTally if searched else SeverityTally
+    total = (select(func.coalesce(func.sum(tally.host_images), 0).label("total")).where(
+        *_filters(tally, searched and (ImageTally.name_lower, ImageTally.tag_lower), by_org, masked)))
+    filters = _filters(HostImage, searched and (func.lower(HostImage.image_name),
+                                                func.lower(HostImage.image_tag)), by_org, masked)
     newest = (HostImage.last_scanned.desc(), HostImage.id.desc())
     oldest = (HostImage.last_scanned, HostImage.id)
 

@@ -171,9 +171,10 @@ def seed(url, hosts, images, sets, log=print):
                 image_rows())
             # The listing's tallies, as the ingest keeps them.
             cur.execute(
-                "INSERT INTO image_tallies (organization_id, image_name, tag_key, severity_mask, "
-                "host_images) SELECT organization_id, image_name, coalesce(image_tag, ''), "
-                "severity_mask, count(*) FROM host_images GROUP BY 1, 2, 3, 4")
+                "INSERT INTO image_tallies (organization_id, image_name, tag_key, name_lower, "
+                "tag_lower, severity_mask, host_images) SELECT organization_id, image_name, "
+                "coalesce(image_tag, ''), lower(image_name), lower(coalesce(image_tag, '')), "
+                "severity_mask, count(*) FROM host_images GROUP BY 1, 2, 3, 6")
             cur.execute(
                 "INSERT INTO severity_tallies (organization_id, severity_mask, host_images) "
                 "SELECT organization_id, severity_mask, count(*) FROM host_images GROUP BY 1, 2")

@@ -134,6 +134,9 @@ def test_tallies_match_the_host_images(client, org_a, org_b):
         select(ImageTally.organization_id, ImageTally.image_name, ImageTally.tag_key,
                ImageTally.severity_mask, ImageTally.host_images)) if c}
     assert tallies == by_image
+    assert db.session.scalar(select(func.count()).where(
+        (ImageTally.name_lower != func.lower(ImageTally.image_name))
+        | (ImageTally.tag_lower != func.lower(ImageTally.tag_key)))) == 0
     by_mask = {}
     for (o, _, _, m), c in by_image.items():
         by_mask[(o, m)] = by_mask.get((o, m), 0) + c
