@@ -149,6 +149,19 @@ def check_database(url):
                          "HAVING count(f.id) <> s.finding_count "
                          "OR s.critical + s.high + s.medium + s.low + s.unknown <> s.finding_count")
             assert bad_sets == []
+            # the listing's running totals agree with the rows they count
+            counted = {tuple(r[:2]): r[2] for r in q(
+                "SELECT organization_id, severity_mask, count(*) FROM host_images GROUP BY 1, 2")}
+            tallied = {tuple(r[:2]): r[2] for r in q(
+                "SELECT organization_id, severity_mask, host_images FROM severity_tallies") if r[2]}
+            assert tallied == counted
+            counted = {tuple(r[:4]): r[4] for r in q(
+                "SELECT organization_id, image_name, coalesce(image_tag, ''), severity_mask, count(*) "
+                "FROM host_images GROUP BY 1, 2, 3, 4")}
+            tallied = {tuple(r[:4]): r[4] for r in q(
+                "SELECT organization_id, image_name, tag_key, severity_mask, host_images "
+                "FROM image_tallies") if r[4]}
+            assert tallied == counted
             rows = q("SELECT h.hostname, i.image_name, i.image_tag, i.finding_set_id, i.critical, "
                      "i.high, i.medium, i.low, i.unknown FROM host_images i "
                      "JOIN hosts h ON h.id = i.host_id")
