@@ -5,7 +5,6 @@ goes in, normalized findings and counts come out. Every rejection is a
 ``ReportError`` that carries the path of the offending value.
 """
 import hashlib
-import json
 import re
 from typing import NamedTuple
 
@@ -148,6 +147,23 @@ def document_results(doc, path):
     return _list(doc.get("Results"), f"{path}.Results")
 
 
+_OPTIONAL_FIELDS = ("InstalledVersion", "FixedVersion", "Title", "Description", "PkgPath", "Severity")
+
+
+def _vulnerability_error(vuln, path):
+    """The ReportError for a vulnerability the fast path refused, naming the first bad field."""
+    if not isinstance(vuln, dict):
+        return ReportError(path, f"must be an object, not {_type_name(vuln)}")
+    for key in ("VulnerabilityID", "PkgName"):
+        value = vuln.get(key)
+        if not isinstance(value, str):
+            return ReportError(f"{path}.{key}", "is required and must be a string"
+                               if value is None else f"must be a string, not {_type_name(value)}")
+    for key in _OPTIONAL_FIELDS:
+        _optional_str(vuln, key, path)
+    raise AssertionError("a valid vulnerability was refused")  # pragma: no cover
+
+
 def parse_report(doc, path="scan_results"):
     """Validate a report and return its findings, counted as CONTRACT.md says.
 
@@ -157,38 +173,45 @@ def parse_report(doc, path="scan_results"):
     """
     merged = {}
     results_path = f"{path}.Results" if isinstance(unwrap(doc), dict) else path
+    str_, none = str, None
     for r_index, result in enumerate(document_results(doc, path)):
-        r_path = f"{results_path}[{r_index}]"
         if not isinstance(result, dict):
-            raise ReportError(r_path, f"must be an object, not {_type_name(result)}")
-        target = _optional_str(result, "Target", r_path) or ""
-        vulns = _list(result.get("Vulnerabilities"), f"{r_path}.Vulnerabilities")
+            raise ReportError(f"{results_path}[{r_index}]", f"must be an object, not {_type_name(result)}")
+        target = _optional_str(result, "Target", f"{results_path}[{r_index}]") or ""
+        vulns = _list(result.get("Vulnerabilities"), f"{results_path}[{r_index}].Vulnerabilities")
+        # The hot loop: a report can hold tens of thousands of entries, so the
+        # checks are inlined and a path is only spelled out for an error.
         for v_index, vuln in enumerate(vulns):
-            v_path = f"{r_path}.Vulnerabilities[{v_index}]"
-            if not isinstance(vuln, dict):
-                raise ReportError(v_path, f"must be an object, not {_type_name(vuln)}")
-            cve = vuln.get("VulnerabilityID")
-            pkg = vuln.get("PkgName")
-            for key, value in (("VulnerabilityID", cve), ("PkgName", pkg)):
-                if not isinstance(value, str):
-                    raise ReportError(f"{v_path}.{key}", "is required and must be a string"
-                                      if value is None else
-                                      f"must be a string, not {_type_name(value)}")
-            installed = _optional_str(vuln, "InstalledVersion", v_path) or ""
-            fixed = _optional_str(vuln, "FixedVersion", v_path) or None
-            title = _optional_str(vuln, "Title", v_path) or None
-            description = _optional_str(vuln, "Description", v_path) or None
-            pkg_path = _optional_str(vuln, "PkgPath", v_path) or None
-            _optional_str(vuln, "Severity", v_path)
+            if type(vuln) is not dict:
+                raise _vulnerability_error(vuln, f"{results_path}[{r_index}].Vulnerabilities[{v_index}]")
+            get = vuln.get
+            cve, pkg = get("VulnerabilityID"), get("PkgName")
+            installed, fixed = get("InstalledVersion"), get("FixedVersion")
+            title, description = get("Title"), get("Description")
+            pkg_path, severity = get("PkgPath"), get("Severity")
+            if not (type(cve) is str_ and type(pkg) is str_
+                    and (installed is none or type(installed) is str_)
+                    and (fixed is none or type(fixed) is str_)
+                    and (title is none or type(title) is str_)
+                    and (description is none or type(description) is str_)
+                    and (pkg_path is none or type(pkg_path) is str_)
+                    and (severity is none or type(severity) is str_)):
+                raise _vulnerability_error(vuln, f"{results_path}[{r_index}].Vulnerabilities[{v_index}]")
             # Ranked as sent: " HIGH" or "HI\0GH" is not one of the five names.
-            rank = severity_rank(vuln.get("Severity"))
+            rank = SEVERITY_RANK.get(severity.lower(), 4) if severity else 4
             cve, pkg = clean_text(cve), clean_text(pkg)
+            installed = clean_text(installed) if installed else ""
+            fixed = clean_text(fixed) or None if fixed else None
+            title = clean_text(title) or None if title else None
+            description = clean_text(description) or None if description else None
+            pkg_path = clean_text(pkg_path) or None if pkg_path else None
             key = (cve, pkg, installed, pkg_path if pkg_path is not None else target)
             seen = merged.get(key)
             if seen is None:
                 merged[key] = [rank, cve, pkg, installed, target, pkg_path, fixed, title, description]
             else:
-                seen[0] = min(seen[0], rank)
+                if rank < seen[0]:
+                    seen[0] = rank
                 seen[6] = seen[6] or fixed
                 seen[7] = seen[7] or title
                 seen[8] = seen[8] or description
@@ -207,20 +230,20 @@ def _order(finding):
 def content_hash(findings):
     """SHA-256 of the normalized findings: equal results share one finding set.
 
-    The findings are hashed as JSON, an unambiguous encoding: no choice of
-    field text can make two different finding lists hash alike (finding sets
-    are shared across organizations, so a collision would show one
-    organization's findings to another).
+    The encoding is unambiguous, so no choice of field text can make two
+    different finding lists hash alike (finding sets are shared across
+    organizations: a collision would show one organization's findings to
+    another). Every field is written with a type letter ("s" text, "n" none,
+    "i" number) and fields end with NUL, which no stored text holds (the
+    parser drops it); a finding ends with a second NUL. Fed a thousand
+    findings at a time, so a large report's encoding is never held whole.
     """
-    # The same bytes as hashing json.dumps of the whole list, a thousand
-    # findings at a time: a 50 MB report's JSON is never held whole (twice).
     findings = list(findings)
-    digest = hashlib.sha256(b"findings-v2\n[")
+    digest = hashlib.sha256(b"findings-v3\n")
     for start in range(0, len(findings), 1000):
-        chunk = json.dumps([list(f) for f in findings[start:start + 1000]], ensure_ascii=True,
-                           separators=(",", ":"))
-        digest.update(((start and "," or "") + chunk[1:-1]).encode("ascii"))
-    digest.update(b"]")
+        digest.update("".join(
+            "".join("n\0" if f is None else f"s{f}\0" if type(f) is str else f"i{f}\0" for f in finding) + "\0"
+            for finding in findings[start:start + 1000]).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
