@@ -60,18 +60,8 @@ def get_container(image_id):
     image = queries.get_image(token_auth.current_user(), image_id) if image_id <= _MAX_ID else None
     if image is None:
         raise APIError(404, f"Container image {image_id} not found.")
-    detail = _item_of(image)
-    detail["vulnerabilities"] = queries.findings_of(image.finding_set_id)
-    return detail
-
-
-def _item_of(image):
-    detail = {
-        "id": image.id, "image_name": image.image_name, "image_tag": image.image_tag,
-        "image_id": image.image_id, "image_digest": image.image_digest,
-        "hostname": image.hostname, "organization_id": image.organization_id,
-        "last_scanned": iso(image.last_scanned), "scanner": image.scanner,
-        "scanner_version": image.scanner_version,
-        "vulnerability_count": {name: getattr(image, name) for name in SEVERITIES},
-    }
+    detail = _item(image)
+    detail.update(image_digest=image.image_digest, scanner=image.scanner,
+                  scanner_version=image.scanner_version,
+                  vulnerabilities=queries.findings_of(image.finding_set_id))
     return detail
