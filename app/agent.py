@@ -40,17 +40,31 @@ def envelope_of(body, args):
 
 
 def parse_entries(submission, bare):
-    """Name and parse every image of a submission, before anything is stored."""
-    entries, found = [], 0
+    """Name and parse every image of a submission, before anything is stored.
+
+    Results already parsed once (a rescan that found the same) are known by
+    their digest and not parsed again.
+    """
+    reports = []
     for index, image in enumerate(submission["images"]):
         path = "report" if bare else f"images[{index}]"
         report_path = "report" if bare else f"{path}.{image['report_key']}"
+        results = trivy.document_results(image["report"], report_path)
+        reports.append((image, path, report_path, ingest.report_digest(results) if results else None))
+    known = ingest.known_reports({digest for *_, digest in reports if digest})
+    entries, found = [], 0
+    for image, path, report_path, digest in reports:
         report = image["report"]
-        parsed = trivy.parse_report(report, report_path)
+        parsed = known.get(digest)
+        if parsed is None:
+            parsed = trivy.parse_report(report, report_path)
+        else:
+            digest = None
         ref = trivy.resolve_image(image["image_name"], image["image_tag"], image["image_id"],
                                   report, path, report_path)
-        entries.append((ref, parsed, submission["scanner_version"] or trivy.trivy_version(report)))
-        found += len(parsed.findings)
+        version = submission["scanner_version"] or trivy.trivy_version(report)
+        entries.append((ref, parsed, version, digest))
+        found += sum(parsed.counts.values())
     return entries, found
 
 

@@ -12,9 +12,11 @@ and the buffer is one string rather than a dict per finding. Other
 databases take the generic ``executemany`` path.
 """
 import csv
+import hashlib
 import io
 import itertools
 
+import orjson
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -25,11 +27,12 @@ from .models import (
     Host,
     HostImage,
     ImageTally,
+    ReportDigest,
     SeverityTally,
     severity_mask,
     utcnow,
 )
-from .trivy import SEVERITY_NAMES
+from .trivy import PARSER_VERSION, SEVERITY_NAMES, ParsedReport
 
 _COUNT_COLUMNS = SEVERITY_NAMES
 
@@ -40,10 +43,53 @@ def _upsert(model):
     return module.insert(model)
 
 
-def store_submission(organization_id, hostname, entries, agent_id=None, scanner=None):
-    """Store ``entries`` [(ImageRef, ParsedReport, scanner_version)] for one host, all or nothing.
+def report_digest(results):
+    """SHA-256 of a report's results as orjson writes them back, under the parser's version.
 
-    Returns the number of finding rows written (0 for known results).
+    Trivy writes a new ``CreatedAt`` on every scan, but the same ``Results``
+    when nothing changed; re-serializing makes the digest independent of how
+    the body was formatted (indentation, PowerShell's rewriting). Written a
+    few hundred vulnerabilities at a time, so a large report is never held
+    twice; each piece is a JSON value behind a letter, which keeps the
+    sequence unambiguous.
+    """
+    digest = hashlib.sha256(f"results-v{PARSER_VERSION}\n".encode())
+    try:
+        for result in results:
+            vulns = result.get("Vulnerabilities") if isinstance(result, dict) else None
+            if isinstance(vulns, list):
+                digest.update(b"R" + orjson.dumps({k: v for k, v in result.items() if k != "Vulnerabilities"}))
+                for start in range(0, len(vulns), 500):
+                    digest.update(b"V" + orjson.dumps(vulns[start:start + 500]))
+            else:
+                digest.update(b"r" + orjson.dumps(result))
+    except orjson.JSONEncodeError:
+        # Nesting deeper than orjson writes (unknown keys Trivy never sends):
+        # such results are simply parsed every time.
+        return None
+    return digest.hexdigest()
+
+
+def known_reports(digests):
+    """{digest: ParsedReport} for results parsed and stored before (findings not loaded)."""
+    if not digests:
+        return {}
+    rows = db.session.execute(
+        select(ReportDigest.digest, FindingSet.content_hash,
+               *(getattr(FindingSet, name) for name in SEVERITY_NAMES))
+        .join(FindingSet, FindingSet.id == ReportDigest.finding_set_id)
+        .where(ReportDigest.digest.in_(sorted(digests))))
+    return {row[0]: ParsedReport(None, dict(zip(SEVERITY_NAMES, row[2:], strict=True)), row[1])
+            for row in rows}
+
+
+def store_submission(organization_id, hostname, entries, agent_id=None, scanner=None):
+    """Store ``entries`` for one host, all or nothing.
+
+    Each entry is (ImageRef, ParsedReport, scanner_version, digest): the
+    digest of results parsed in this request, remembered for rescans, or
+    None for results already known by it. Returns the number of finding
+    rows written (0 for known results).
     """
     now = utcnow()
     try:
@@ -53,6 +99,8 @@ def store_submission(organization_id, hostname, entries, agent_id=None, scanner=
         for entry in entries:
             latest[(entry[0].name, entry[0].ref_key)] = entry
         set_ids, written = _ensure_finding_sets(entry[1] for entry in latest.values())
+        _remember_digests({entry[3]: set_ids[entry[1].content_hash]
+                           for entry in latest.values() if entry[3]})
         if latest:
             _upsert_host_images(organization_id, host_id, latest, set_ids, now, scanner)
         db.session.commit()
@@ -167,6 +215,12 @@ class _CsvStream:
         return self._buffer.getvalue()
 
 
+def _remember_digests(set_by_digest):
+    if set_by_digest:
+        rows = [{"digest": d, "finding_set_id": set_by_digest[d]} for d in sorted(set_by_digest)]
+        db.session.execute(_upsert(ReportDigest).values(rows).on_conflict_do_nothing(index_elements=["digest"]))
+
+
 def _upsert_host_images(organization_id, host_id, latest, set_ids, now, scanner):
     # The host row is locked by its upsert above, so these rows cannot change
     # under us before commit: the tallies' deltas are exact.
@@ -176,7 +230,7 @@ def _upsert_host_images(organization_id, host_id, latest, set_ids, now, scanner)
                HostImage.image_name.in_(sorted({name for name, _ in latest}))))}
     rows, deltas = [], {}
     for identity in sorted(latest):
-        ref, parsed, scanner_version = latest[identity]
+        ref, parsed, scanner_version, _ = latest[identity]
         mask = severity_mask(parsed.counts)
         row = {"organization_id": organization_id, "host_id": host_id,
                "image_name": ref.name, "image_tag": ref.tag, "ref_key": ref.ref_key,

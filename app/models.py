@@ -103,6 +103,19 @@ class FindingSet(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ReportDigest(db.Model):
+    """A digest of a report's results as sent, and the finding set they parsed to.
+
+    A rescan whose results did not change (Trivy only writes a new
+    ``CreatedAt``) is matched here and not parsed again. The digest covers
+    the parser's version, so a change in how reports are read never reuses
+    an old answer.
+    """
+    __tablename__ = "report_digests"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finding_set_id: Mapped[int] = mapped_column(ForeignKey("finding_sets.id"), index=True)
+
+
 class Finding(db.Model):
     """One finding of a finding set; ``position`` keeps the detail order."""
     __tablename__ = "findings"

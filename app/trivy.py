@@ -8,6 +8,10 @@ import hashlib
 import re
 from typing import NamedTuple
 
+# Changes whenever the same report would be read differently, so that results
+# remembered by digest (see ingest.report_digest) are never reused across it.
+PARSER_VERSION = "3"
+
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "unknown": 4}
 SEVERITY_NAMES = tuple(SEVERITY_RANK)
 
