@@ -17,17 +17,6 @@ class Forbidden(Exception):
     """A non-admin asked for another organization."""
 
 
-def scope(stmt, user, organization_id=None):
-    """Restrict ``stmt`` to what ``user`` may see."""
-    if user.is_admin:
-        if organization_id is not None:
-            stmt = stmt.where(HostImage.organization_id == organization_id)
-        return stmt
-    if organization_id is not None and organization_id != user.organization_id:
-        raise Forbidden()
-    return stmt.where(HostImage.organization_id == user.organization_id)
-
-
 def escape_like(value):
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -135,7 +124,10 @@ def get_image(user, image_id):
     """The host image ``image_id`` (a row, with its ``hostname``) if ``user`` may see it, else None."""
     stmt = (select(*_DETAIL_COLUMNS).join(Host, Host.id == HostImage.host_id)
             .where(HostImage.id == image_id))
-    return db.session.execute(scope(stmt, user)).first()
+    org = _visible_org(user, None)
+    if org is not None:
+        stmt = stmt.where(HostImage.organization_id == org)
+    return db.session.execute(stmt).first()
 
 
 def findings_of(finding_set_id):

@@ -202,7 +202,7 @@ def parse_report(doc, path="scan_results"):
                     and (severity is none or type(severity) is str_)):
                 raise _vulnerability_error(vuln, f"{results_path}[{r_index}].Vulnerabilities[{v_index}]")
             # Ranked as sent: " HIGH" or "HI\0GH" is not one of the five names.
-            rank = SEVERITY_RANK.get(severity.lower(), 4) if severity else 4
+            rank = severity_rank(severity)
             cve, pkg = clean_text(cve), clean_text(pkg)
             installed = clean_text(installed) if installed else ""
             fixed = clean_text(fixed) or None if fixed else None
